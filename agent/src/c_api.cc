@@ -1,0 +1,199 @@
+// libsleuth.so's C API and its life in a host process: autostart when
+// preloaded, fork handling, and a bounded stop at exit.
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+
+#include "sleuth/agent/agent.h"
+#include "sleuth/common/log.h"
+#include "sleuth/config/load.h"
+#include "sleuth/sleuth.h"
+
+#define SLEUTH_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace sleuth::agent {
+namespace {
+
+// One table gives every code its text.
+struct ErrorText {
+  int code;
+  const char* text;
+};
+constexpr ErrorText kErrors[] = {
+    {SLEUTH_OK, "success"},
+    {SLEUTH_EINVAL, "invalid argument"},
+    {SLEUTH_ECONFIG, "invalid configuration (the log says which key and why)"},
+    {SLEUTH_ERUNNING, "the agent is already running"},
+    {SLEUTH_ENOTRUNNING, "the agent is not running"},
+    {SLEUTH_EREFUSED, "the agent refuses to run in this process (setuid/setgid or SLEUTH_DISABLE)"},
+    {SLEUTH_EUNAVAILABLE, "that kind of dump cannot be taken in this process (the log says why)"},
+    {SLEUTH_EBUSY, "a dump of that kind is already queued or running"},
+    {SLEUTH_EINTERNAL, "internal error (the log has details)"},
+};
+
+int CodeOf(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk: return SLEUTH_OK;
+    case StatusCode::kInvalidArgument: return SLEUTH_EINVAL;
+    case StatusCode::kBusy: return SLEUTH_EBUSY;
+    case StatusCode::kUnavailable: return SLEUTH_EUNAVAILABLE;
+    case StatusCode::kPermission: return SLEUTH_EREFUSED;
+    default: return SLEUTH_EINTERNAL;
+  }
+}
+
+// g_mu guards g_agent and g_config. pthread_atfork holds it across fork()
+// so a child never inherits it half-held.
+std::mutex g_mu;
+Agent* g_agent = nullptr;
+std::unique_ptr<config::Config> g_config;  // what the running agent was started with
+bool g_atfork_registered = false;
+
+// Setuid/setgid programs (AT_SECURE) must never load code paths or write
+// files chosen by an unprivileged user's environment.
+bool RefusedHere() { return getauxval(AT_SECURE) != 0; }
+
+Status ApplyLogging(const config::Config& cfg) {
+  auto level = log::ParseLevel(cfg.agent.log_level);
+  if (!level.ok()) return level.status();
+  log::SetLevel(*level);
+  return log::SetFile(cfg.agent.log_file);
+}
+
+// Requires g_mu.
+int StartLocked(const config::Config& cfg) {
+  if (g_agent != nullptr) return SLEUTH_ERUNNING;
+  if (Status s = ApplyLogging(cfg); !s.ok()) {
+    log::Error("agent not started: " + s.message());
+    return SLEUTH_ECONFIG;
+  }
+  auto agent = Agent::Create(cfg);
+  if (!agent.ok()) {
+    log::Error("agent not started: " + agent.status().message());
+    return agent.status().code() == StatusCode::kInvalidArgument ? SLEUTH_ECONFIG : CodeOf(agent.status());
+  }
+  if (Status s = (*agent)->Start(); !s.ok()) {
+    log::Error("agent not started: " + s.message());
+    return CodeOf(s);
+  }
+  g_agent = agent->release();
+  g_config = std::make_unique<config::Config>(cfg);
+  return SLEUTH_OK;
+}
+
+void PrepareFork() { g_mu.lock(); }
+void ParentAfterFork() { g_mu.unlock(); }
+void ChildAfterFork() {
+  // The mutex was locked by the forking thread, which is this thread now.
+  if (g_agent != nullptr) {
+    g_agent->AbandonAfterFork();
+    g_agent = nullptr;
+    std::unique_ptr<config::Config> cfg = std::move(g_config);
+    if (cfg && cfg->agent.follow_fork) (void)StartLocked(*cfg);
+  }
+  g_mu.unlock();
+}
+
+void RegisterAtForkLocked() {
+  if (g_atfork_registered) return;
+  pthread_atfork(PrepareFork, ParentAfterFork, ChildAfterFork);
+  g_atfork_registered = true;
+}
+
+int StartFromEnvironment(const char* config_path) {
+  if (RefusedHere()) {
+    log::Error("agent not started: this is a setuid/setgid program; sleuth refuses to run in it");
+    return SLEUTH_EREFUSED;
+  }
+  config::ConfigSources sources;
+  if (config_path != nullptr) sources.file_path = config_path;
+  sources.env = config::EnvironFromProcess();
+  auto cfg = config::LoadConfig(sources);
+  if (!cfg.ok()) {
+    log::Error("agent not started, the host runs without it: " + cfg.status().message());
+    return SLEUTH_ECONFIG;
+  }
+  std::lock_guard<std::mutex> lock(g_mu);
+  RegisterAtForkLocked();
+  return StartLocked(*cfg);
+}
+
+bool DisabledByEnvironment() {
+  const char* v = getenv("SLEUTH_DISABLE");
+  return v != nullptr && v[0] != '\0' && strcmp(v, "0") != 0;
+}
+
+// True when this library was loaded by LD_PRELOAD rather than linked: then
+// the agent starts by itself.
+bool Preloaded() {
+  const char* preload = getenv("LD_PRELOAD");
+  return preload != nullptr && strstr(preload, "libsleuth") != nullptr;
+}
+
+__attribute__((constructor)) void AutoStart() {
+  if (!Preloaded() || DisabledByEnvironment()) return;
+  (void)StartFromEnvironment(nullptr);
+}
+
+__attribute__((destructor)) void StopAtExit() {
+  // exit() runs this; _exit() does not (then nothing of ours runs, and the
+  // next start removes any partial file).
+  Agent* agent = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    agent = g_agent;
+    g_agent = nullptr;
+  }
+  if (agent != nullptr) {
+    agent->Stop();
+    // Not deleted: host threads may still be running; the OS frees it.
+  }
+}
+
+}  // namespace
+}  // namespace sleuth::agent
+
+using namespace sleuth::agent;
+
+SLEUTH_EXPORT int sleuth_start(const char* config_path) {
+  if (DisabledByEnvironment()) return SLEUTH_EREFUSED;
+  return StartFromEnvironment(config_path);
+}
+
+SLEUTH_EXPORT int sleuth_stop(void) {
+  Agent* agent = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    agent = g_agent;
+    g_agent = nullptr;
+    g_config.reset();
+  }
+  if (agent == nullptr) return SLEUTH_ENOTRUNNING;
+  delete agent;  // stops it
+  return SLEUTH_OK;
+}
+
+SLEUTH_EXPORT int sleuth_dump(const char* kind, const char* reason) {
+  if (kind == nullptr) return SLEUTH_EINVAL;
+  auto parsed = ParseDumpKind(kind);
+  if (!parsed.ok()) {
+    sleuth::log::Warn("sleuth_dump: " + parsed.status().message());
+    return SLEUTH_EINVAL;
+  }
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (g_agent == nullptr) return SLEUTH_ENOTRUNNING;
+  sleuth::Status s = g_agent->RequestDump(*parsed, "manual", reason ? reason : "manual");
+  if (!s.ok()) sleuth::log::Warn("sleuth_dump(" + std::string(kind) + "): " + s.message());
+  return CodeOf(s);
+}
+
+SLEUTH_EXPORT const char* sleuth_strerror(int code) {
+  for (const auto& e : kErrors)
+    if (e.code == code) return e.text;
+  return "unknown sleuth error code";
+}

@@ -1,0 +1,92 @@
+#include "sleuth/agent/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <exception>
+
+namespace sleuth::agent {
+namespace {
+
+prometheus::Gauge& NewGauge(prometheus::Registry& r, const char* name, const char* help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(r).Add({});
+}
+
+}  // namespace
+
+// The registry is built first; members below refer into it.
+static std::shared_ptr<prometheus::Registry> MakeRegistry() {
+  return std::make_shared<prometheus::Registry>();
+}
+
+AgentMetrics::AgentMetrics() : AgentMetrics(MakeRegistry()) {}
+
+AgentMetrics::AgentMetrics(std::shared_ptr<prometheus::Registry> r)
+    : cpu_percent(NewGauge(*r, "sleuth_cpu_percent",
+                           "Process CPU use as percent of its CPU limit (cgroup quota, else "
+                           "cpuset/affinity cores, else host cores)")),
+      memory_percent(NewGauge(*r, "sleuth_memory_percent",
+                              "Process RSS as percent of its memory limit")),
+      rss_bytes(NewGauge(*r, "sleuth_rss_bytes", "Process resident set size in bytes")),
+      threads(NewGauge(*r, "sleuth_threads", "Live threads of the process")),
+      heap_inuse_bytes(NewGauge(*r, "sleuth_heap_inuse_bytes",
+                                "Heap bytes in use (tcmalloc, else glibc mallinfo2)")),
+      heap_percent(NewGauge(*r, "sleuth_heap_percent",
+                            "Heap bytes in use as percent of the memory limit")),
+      cpu_limit_cores(NewGauge(*r, "sleuth_cpu_limit_cores",
+                               "CPU limit of the process in cores")),
+      memory_limit_bytes(NewGauge(*r, "sleuth_memory_limit_bytes",
+                                  "Memory limit of the process in bytes")),
+      registry_(std::move(r)),
+      dumps_(prometheus::BuildCounter()
+                 .Name("sleuth_dumps_total")
+                 .Help("Dumps written, by kind and reason")
+                 .Register(*registry_)),
+      dump_failures_(prometheus::BuildCounter()
+                         .Name("sleuth_dump_failures_total")
+                         .Help("Dumps that could not be captured or written, by kind")
+                         .Register(*registry_)),
+      suppressed_(prometheus::BuildCounter()
+                      .Name("sleuth_rule_suppressed_total")
+                      .Help("Rule matches held back, by metric and why (cooldown, cpu_max, max)")
+                      .Register(*registry_)),
+      capture_seconds_(prometheus::BuildHistogram()
+                           .Name("sleuth_dump_capture_seconds")
+                           .Help("Time to capture, encode and write one dump, by kind")
+                           .Register(*registry_)) {}
+
+AgentMetrics::~AgentMetrics() = default;
+
+Status AgentMetrics::Serve(const std::string& listen) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/1);
+    exposer_->RegisterCollectable(registry_);
+  } catch (const std::exception& e) {
+    return InvalidArgument("metrics.listen \"" + listen + "\": cannot serve metrics there (" +
+                           e.what() + "); use a free host:port such as 127.0.0.1:9464");
+  }
+  return Status::Ok();
+}
+
+void AgentMetrics::CountDump(const std::string& kind, const std::string& reason) {
+  dumps_.Add({{"kind", kind}, {"reason", reason}}).Increment();
+}
+
+void AgentMetrics::CountDumpFailure(const std::string& kind) {
+  dump_failures_.Add({{"kind", kind}}).Increment();
+}
+
+void AgentMetrics::CountSuppressed(const std::string& metric, const std::string& why) {
+  suppressed_.Add({{"metric", metric}, {"why", why}}).Increment();
+}
+
+void AgentMetrics::ObserveCaptureSeconds(const std::string& kind, double seconds) {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+  capture_seconds_.Add({{"kind", kind}}, kBuckets).Observe(seconds);
+}
+
+}  // namespace sleuth::agent
