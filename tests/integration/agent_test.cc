@@ -1,0 +1,372 @@
+// The preloaded agent, end to end: real programs with libsleuth.so preloaded,
+// asserting on the dumps they leave (decoded with the independent libprotobuf
+// oracle) and on the host's own behaviour.
+#include <dlfcn.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "harness.h"
+#include "pprof_oracle.h"
+#include "sleuth/common/files.h"
+
+namespace sleuth::testing {
+namespace {
+
+using nlohmann::json;
+
+std::map<std::string, std::string> AgentEnv(const std::string& dump_dir) {
+  return {
+      {"LD_PRELOAD", LibSleuth()},
+      {"SLEUTH_AGENT_DUMP_DIR", dump_dir},
+      {"SLEUTH_AGENT_INTERVAL", "200ms"},
+      {"SLEUTH_AGENT_HISTORY", "3"},
+      {"SLEUTH_AGENT_LOG_LEVEL", "info"},
+      // Rules off unless a test turns one on: tests ask for dumps explicitly.
+      {"SLEUTH_CPU_ENABLE", "false"},
+      {"SLEUTH_MEMORY_ENABLE", "false"},
+      {"SLEUTH_THREADS_ENABLE", "false"},
+      {"SLEUTH_HEAP_ENABLE", "false"},
+  };
+}
+
+const DumpFiles* FindKind(const std::vector<DumpFiles>& dumps, const std::string& kind) {
+  for (const auto& d : dumps)
+    if (d.kind == kind) return &d;
+  return nullptr;
+}
+
+std::string Diagnostics(const RunResult& r) { return "stdout:\n" + r.out + "\nstderr:\n" + r.err; }
+
+TEST(AgentCpu, RuleFiresAndTheHotFunctionDominates) {
+  std::string dir = MakeTempDir("sleuth_cpu");
+  auto env = AgentEnv(dir);
+  env["SLEUTH_CPU_ENABLE"] = "true";
+  env["SLEUTH_CPU_MIN"] = "5";
+  env["SLEUTH_CPU_ABS"] = "25";  // one busy thread reads 100/host cores >= 25 on <= 4 cores
+  env["SLEUTH_CPU_DIFF"] = "0";
+  env["SLEUTH_CPU_PROFILE_DURATION"] = "1500ms";
+  env["SLEUTH_AGENT_LABELS"] = "team=perf,env=test";
+  RunResult r = Run({.argv = {TestHost(), "cpu", "1000", "4000"}, .env = env});
+  ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
+  EXPECT_EQ(r.out, "cpu: done\n");
+  auto dumps = FindDumps(dir);
+  const DumpFiles* cpu = FindKind(dumps, "cpu");
+  ASSERT_NE(cpu, nullptr) << Diagnostics(r);
+
+  json meta = json::parse(cpu->sidecar_json);
+  EXPECT_EQ(meta["reason"], "abs");
+  EXPECT_EQ(meta["metric"], "cpu");
+  EXPECT_GT(meta["value"].get<double>(), 25);
+  EXPECT_EQ(meta["thresholds"]["abs"], 25);
+  EXPECT_EQ(meta["labels"]["team"], "perf");
+  EXPECT_EQ(meta["service"], "test_host");
+  EXPECT_EQ(meta["kind"], "cpu");
+  EXPECT_FALSE(meta["build_id"].get<std::string>().empty());
+  EXPECT_NE(meta["executable"].get<std::string>().find("test_host"), std::string::npos);
+
+  auto profile = pprof_oracle::DecodePprofFile(cpu->base + ".pb.gz");
+  ASSERT_TRUE(profile.errors.empty()) << profile.errors.front();
+  ASSERT_EQ(profile.sample_types.size(), 2u);
+  EXPECT_EQ(profile.sample_types[0].type, "samples");
+  EXPECT_EQ(profile.sample_types[0].unit, "count");
+  EXPECT_EQ(profile.sample_types[1].type, "cpu");
+  EXPECT_EQ(profile.sample_types[1].unit, "nanoseconds");
+  EXPECT_EQ(profile.period_type.type, "cpu");
+  EXPECT_GT(profile.duration_nanos, 0);
+  auto top = pprof_oracle::FlatTop(profile, "samples");
+  ASSERT_FALSE(top.empty());
+  EXPECT_NE(top.front().first.find("BurnHotLoop"), std::string::npos)
+      << "top function was " << top.front().first;
+  int64_t total = 0, hot = 0;
+  for (const auto& [fn, v] : top) {
+    total += v;
+    if (fn.find("BurnHotLoop") != std::string::npos) hot += v;
+  }
+  // At 100 Hz for 1.5 s with one thread busy: ~150 samples, nearly all hot.
+  EXPECT_GT(total, 50);
+  EXPECT_GT(hot * 10, total * 7) << "BurnHotLoop should hold >70% of samples";
+  bool has_build_id = false;
+  for (const auto& m : profile.mappings)
+    if (m.filename.find("test_host") != std::string::npos && !m.build_id.empty()) has_build_id = true;
+  EXPECT_TRUE(has_build_id) << "the executable's mapping must carry its build id";
+}
+
+TEST(AgentThreads, EveryThreadIsInTheDumpWithItsName) {
+  std::string dir = MakeTempDir("sleuth_threads");
+  constexpr int kThreads = 200;
+  RunResult r = Run({.argv = {TestHost(), "threads", std::to_string(kThreads), "1500"},
+                     .env = AgentEnv(dir)});
+  ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
+  EXPECT_EQ(r.out, "threads: 200 joined (dump request queued)\n");
+  auto dumps = FindDumps(dir);
+  const DumpFiles* d = FindKind(dumps, "threads");
+  ASSERT_NE(d, nullptr) << Diagnostics(r);
+  json meta = json::parse(d->sidecar_json);
+  EXPECT_EQ(meta["reason"], "manual");
+
+  auto profile = pprof_oracle::DecodePprofFile(d->base + ".pb.gz");
+  ASSERT_TRUE(profile.errors.empty()) << profile.errors.front();
+  ASSERT_EQ(profile.sample_types.size(), 1u);
+  EXPECT_EQ(profile.sample_types[0].type, "threads");
+  int parked = 0;
+  for (const auto& s : profile.samples) {
+    auto name = s.labels.find("thread_name");
+    if (name == s.labels.end() || name->second.rfind("parked-", 0) != 0) continue;
+    bool in_body = false;
+    for (const auto& fn : s.stack)
+      if (fn.find("ParkedThreadBody") != std::string::npos) in_body = true;
+    EXPECT_TRUE(in_body) << name->second << " stack lacks ParkedThreadBody";
+    EXPECT_TRUE(s.num_labels.count("thread_id")) << "thread_id label missing";
+    parked++;
+  }
+  EXPECT_EQ(parked, kThreads);
+  auto text = ReadFile(d->base + ".txt");
+  ASSERT_TRUE(text.ok());
+  EXPECT_NE(text->find("ParkedThreadBody"), std::string::npos);
+  EXPECT_NE(text->find("parked-199"), std::string::npos);
+}
+
+TEST(AgentHeap, LeakingCallSiteTopsInuseSpaceUnderTcmalloc) {
+  std::string dir = MakeTempDir("sleuth_heap");
+  auto env = AgentEnv(dir);
+  env["LD_PRELOAD"] = Tcmalloc() + " " + LibSleuth();
+  env["TCMALLOC_SAMPLE_PARAMETER"] = "524288";
+  RunResult r = Run({.argv = {TestHost(), "leak", "64", "1500"}, .env = env});
+  ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
+  EXPECT_EQ(r.out, "leak: 64 MiB kept (dump request 0)\n") << Diagnostics(r);
+  const DumpFiles* d = FindKind(FindDumps(dir), "heap");
+  ASSERT_NE(d, nullptr) << Diagnostics(r);
+  auto profile = pprof_oracle::DecodePprofFile(d->base + ".pb.gz");
+  ASSERT_TRUE(profile.errors.empty()) << profile.errors.front();
+  std::vector<std::string> types;
+  for (const auto& t : profile.sample_types) types.push_back(t.type + "/" + t.unit);
+  EXPECT_EQ(types, (std::vector<std::string>{"alloc_objects/count", "alloc_space/bytes",
+                                             "inuse_objects/count", "inuse_space/bytes"}));
+  auto top = pprof_oracle::FlatTop(profile, "inuse_space");
+  ASSERT_FALSE(top.empty());
+  // Flat attribution lands in malloc's frames; the call site is what matters.
+  auto cum = pprof_oracle::CumulativeTop(profile, "inuse_space");
+  int64_t leak = 0, total = 0;
+  for (const auto& [fn, v] : top) total += v;
+  for (const auto& [fn, v] : cum)
+    if (fn.find("LeakyAllocator") != std::string::npos) leak = v;
+  EXPECT_GT(leak * 10, total * 8) << "LeakyAllocator should account for >80% of inuse_space";
+  // 64 MiB leaked; unsampled estimate within a factor of two.
+  EXPECT_GT(leak, 32ll << 20);
+  EXPECT_LT(leak, 128ll << 20);
+}
+
+TEST(AgentHeap, WithoutTcmallocAMemoryDumpStillLeavesEvidence) {
+  std::string dir = MakeTempDir("sleuth_mem");
+  auto env = AgentEnv(dir);
+  env["SLEUTH_MEMORY_ENABLE"] = "true";
+  env["SLEUTH_MEMORY_MIN"] = "0";
+  env["SLEUTH_MEMORY_DIFF"] = "20";
+  env["SLEUTH_MEMORY_ABS"] = "0";
+  RunResult r = Run({.argv = {TestHost(), "leak", "256", "2000"}, .env = env});
+  ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
+  // Without tcmalloc the heap request is refused (SLEUTH_EUNAVAILABLE = 6).
+  EXPECT_EQ(r.out, "leak: 256 MiB kept (dump request 6)\n");
+  EXPECT_EQ(LinesWith(r.err, "tcmalloc").size(), 1u) << "say it once, plainly:\n" << r.err;
+  const DumpFiles* d = FindKind(FindDumps(dir), "memory");
+  ASSERT_NE(d, nullptr) << Diagnostics(r);
+  json meta = json::parse(d->sidecar_json);
+  EXPECT_EQ(meta["metric"], "memory");
+  EXPECT_EQ(meta["reason"], "diff");
+  bool noted = false;
+  for (const auto& n : meta["notes"])
+    if (n.get<std::string>().find("tcmalloc") != std::string::npos) noted = true;
+  EXPECT_TRUE(noted) << meta.dump(2);
+  auto profile = pprof_oracle::DecodePprofFile(d->base + ".pb.gz");
+  ASSERT_TRUE(profile.errors.empty()) << profile.errors.front();
+  EXPECT_FALSE(profile.samples.empty());
+}
+
+// The host's output and exit status are the same with and without the agent.
+struct SameBehaviour {
+  std::vector<std::string> args;
+  std::map<std::string, std::string> extra_env;
+};
+
+class HostUnchanged : public ::testing::TestWithParam<SameBehaviour> {};
+
+TEST_P(HostUnchanged, OutputAndExitStatusMatch) {
+  const auto& p = GetParam();
+  std::vector<std::string> argv = {TestHost()};
+  argv.insert(argv.end(), p.args.begin(), p.args.end());
+  RunResult bare = Run({.argv = argv, .env = {}});
+  std::string dir = MakeTempDir("sleuth_same");
+  auto env = AgentEnv(dir);
+  for (const auto& [k, v] : p.extra_env) env[k] = v;
+  RunResult with = Run({.argv = argv, .env = env});
+  EXPECT_FALSE(with.timed_out) << Diagnostics(with);
+  EXPECT_EQ(with.term_signal, 0) << Diagnostics(with);
+  EXPECT_EQ(bare.out, with.out) << Diagnostics(with);
+  EXPECT_EQ(bare.exit_code, with.exit_code) << Diagnostics(with);
+  EXPECT_TRUE(LinesWith(with.err, "error").empty()) << with.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Modes, HostUnchanged,
+    ::testing::Values(SameBehaviour{{"fork"}, {}},
+                      SameBehaviour{{"fork"}, {{"SLEUTH_AGENT_FOLLOW_FORK", "true"}}},
+                      SameBehaviour{{"churn", "20"}, {}}, SameBehaviour{{"dlopen", "200"}, {}},
+                      SameBehaviour{{"exceptions"}, {}}, SameBehaviour{{"exit", "exit"}, {}},
+                      SameBehaviour{{"exit", "_exit"}, {}}, SameBehaviour{{"sigprof"}, {}}));
+
+TEST(AgentSafety, HostOwningSigprofKeepsItAndCpuProfilesAreOff) {
+  std::string dir = MakeTempDir("sleuth_sigprof");
+  RunResult r = Run({.argv = {TestHost(), "sigprof"}, .env = AgentEnv(dir)});
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "sigprof: handler still mine: yes, ticks counted: yes, cpu dump request refused\n");
+  EXPECT_FALSE(LinesWith(r.err, "SIGPROF").empty()) << "the agent must say CPU profiles are off:\n"
+                                                    << r.err;
+  EXPECT_EQ(FindKind(FindDumps(dir), "cpu"), nullptr);
+}
+
+TEST(AgentSafety, ExitMidDumpLeavesNoPartialDumpAfterRestart) {
+  std::string dir = MakeTempDir("sleuth_exit");
+  RunResult r = Run({.argv = {TestHost(), "exit", "_exit"}, .env = AgentEnv(dir)});
+  EXPECT_EQ(r.exit_code, 5);
+  // A complete dump has its sidecar; a killed capture leaves none or a temp
+  // file, which the next start removes.
+  RunResult again = Run({.argv = {TestHost(), "idle", "300"}, .env = AgentEnv(dir)});
+  EXPECT_EQ(again.exit_code, 0);
+  auto names = ListDir(dir);
+  ASSERT_TRUE(names.ok());
+  for (const auto& n : *names) EXPECT_EQ(n.find(".tmp."), std::string::npos) << n;
+}
+
+TEST(AgentSafety, BrokenConfigIsOneClearLineAndTheHostRunsUntouched) {
+  std::string dir = MakeTempDir("sleuth_broken");
+  auto env = AgentEnv(dir);
+  env["SLEUTH_CPU_ABS"] = "banana";
+  RunResult r = Run({.argv = {TestHost(), "exceptions"}, .env = env});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "exceptions: caught 1000\n");
+  auto lines = LinesWith(r.err, "sleuth");
+  ASSERT_GE(lines.size(), 1u) << r.err;
+  EXPECT_NE(r.err.find("SLEUTH_CPU_ABS"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("agent not started"), std::string::npos) << r.err;
+  EXPECT_TRUE(LinesWith(r.err, "agent started").empty());
+}
+
+TEST(AgentSafety, DisabledAgentDoesNothing) {
+  std::string dir = MakeTempDir("sleuth_disabled");
+  auto env = AgentEnv(dir);
+  env["SLEUTH_DISABLE"] = "1";
+  RunResult r = Run({.argv = {TestHost(), "threads", "5", "300"}, .env = env});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "threads: 5 joined (dump request not queued)\n");
+  EXPECT_EQ(r.err, "");
+  EXPECT_TRUE(FindDumps(dir).empty());
+}
+
+TEST(AgentSafety, FollowForkDecidesWhetherTheChildGetsAnAgent) {
+  for (bool follow : {false, true}) {
+    std::string dir = MakeTempDir("sleuth_follow");
+    auto env = AgentEnv(dir);
+    env["SLEUTH_AGENT_FOLLOW_FORK"] = follow ? "true" : "false";
+    RunResult r = Run({.argv = {TestHost(), "fork"}, .env = env});
+    EXPECT_EQ(r.exit_code, 3);
+    // The parent's agent and the exec'd /bin/echo's agent start in both cases;
+    // the two forked children (one of which then execs) get one only with
+    // follow_fork.
+    size_t started = LinesWith(r.err, "agent started").size();
+    EXPECT_EQ(started, follow ? 4u : 2u) << r.err;
+  }
+}
+
+int HttpGet(int port, const std::string& path, std::string* body) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  std::string req = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  (void)!write(fd, req.data(), req.size());
+  char buf[8192];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) body->append(buf, static_cast<size_t>(n));
+  close(fd);
+  return 0;
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+TEST(AgentMetrics, ServesPrometheusMetrics) {
+  std::string dir = MakeTempDir("sleuth_metrics");
+  auto env = AgentEnv(dir);
+  int port = FreePort();
+  env["SLEUTH_METRICS_LISTEN"] = "127.0.0.1:" + std::to_string(port);
+  // Scrape from a thread while the host idles.
+  std::string body;
+  std::thread scraper([&] {
+    for (int i = 0; i < 50 && body.find("sleuth_threads") == std::string::npos; i++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      body.clear();
+      HttpGet(port, "/metrics", &body);
+    }
+  });
+  RunResult r = Run({.argv = {TestHost(), "idle", "3000"}, .env = env});
+  scraper.join();
+  EXPECT_EQ(r.exit_code, 0) << Diagnostics(r);
+  for (const char* name : {"sleuth_cpu_percent", "sleuth_memory_percent", "sleuth_rss_bytes",
+                           "sleuth_threads", "sleuth_cpu_limit_cores", "sleuth_memory_limit_bytes",
+                           "sleuth_heap_inuse_bytes", "sleuth_dump_capture_seconds"})
+    EXPECT_NE(body.find(name), std::string::npos) << name << " missing from:\n" << body;
+}
+
+TEST(AgentLibrary, ExportsOnlyTheCApi) {
+  RunResult r = Run({.argv = {"/usr/bin/nm", "-D", "--defined-only", LibSleuth()}, .env = {}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::stringstream ss(r.out);
+  std::string line;
+  std::vector<std::string> exported;
+  while (std::getline(ss, line)) {
+    auto name = line.substr(line.rfind(' ') + 1);
+    exported.push_back(name);
+    EXPECT_EQ(name.rfind("sleuth_", 0), 0u) << "unexpected export " << name;
+  }
+  EXPECT_GE(exported.size(), 4u);
+}
+
+TEST(AgentLibrary, CApiErrorsAreClear) {
+  void* lib = dlopen(LibSleuth().c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(lib, nullptr) << dlerror();
+  auto dump = reinterpret_cast<int (*)(const char*, const char*)>(dlsym(lib, "sleuth_dump"));
+  auto stop = reinterpret_cast<int (*)()>(dlsym(lib, "sleuth_stop"));
+  auto strerror_fn = reinterpret_cast<const char* (*)(int)>(dlsym(lib, "sleuth_strerror"));
+  ASSERT_TRUE(dump && stop && strerror_fn);
+  EXPECT_EQ(dump("bogus", nullptr), 1);  // SLEUTH_EINVAL
+  EXPECT_EQ(dump(nullptr, nullptr), 1);
+  EXPECT_EQ(dump("cpu", nullptr), 4);  // SLEUTH_ENOTRUNNING
+  EXPECT_EQ(stop(), 4);
+  for (int code = 0; code <= 9; code++) EXPECT_NE(strerror_fn(code), nullptr);
+  EXPECT_STREQ(strerror_fn(4), "the agent is not running");
+}
+
+}  // namespace
+}  // namespace sleuth::testing

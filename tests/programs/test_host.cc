@@ -1,0 +1,265 @@
+// test_host: the small programs the integration tests preload libsleuth.so
+// into, one mode per behaviour under test. Each mode prints a deterministic
+// transcript on stdout and exits with a known status, so a test can compare a
+// run with the agent to a run without it.
+//
+// Functions the tests look for in profiles are `static` and noinline: they
+// have no dynamic symbol, so finding their names proves .symtab symbolization.
+#include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Calls sleuth_dump if libsleuth.so is loaded (preloaded), without linking it.
+int RequestDump(const char* kind, const char* reason) {
+  using DumpFn = int (*)(const char*, const char*);
+  auto fn = reinterpret_cast<DumpFn>(dlsym(RTLD_DEFAULT, "sleuth_dump"));
+  return fn ? fn(kind, reason) : -1;
+}
+
+volatile uint64_t g_sink;
+
+__attribute__((noinline)) static uint64_t BurnHotLoop(std::chrono::milliseconds how_long) {
+  uint64_t x = 1;
+  auto until = Clock::now() + how_long;
+  while (Clock::now() < until) {
+    for (int i = 0; i < 100000; i++) x = x * 6364136223846793005ull + 1442695040888963407ull;
+  }
+  g_sink = x;
+  return x;
+}
+
+__attribute__((noinline)) static uint64_t ColdLoop(std::chrono::milliseconds how_long) {
+  uint64_t x = 3;
+  auto until = Clock::now() + how_long;
+  while (Clock::now() < until) {
+    for (int i = 0; i < 1000; i++) x ^= x << 7;
+    std::this_thread::sleep_for(std::chrono::milliseconds(9));
+  }
+  g_sink = x;
+  return x;
+}
+
+// cpu: idle for argv[2] ms, then burn for argv[3] ms.
+int ModeCpu(int argc, char** argv) {
+  int idle_ms = argc > 2 ? atoi(argv[2]) : 1000;
+  int burn_ms = argc > 3 ? atoi(argv[3]) : 3000;
+  ColdLoop(std::chrono::milliseconds(idle_ms));
+  BurnHotLoop(std::chrono::milliseconds(burn_ms));
+  std::printf("cpu: done\n");
+  return 0;
+}
+
+std::mutex g_park_mu;
+std::condition_variable g_park_cv;
+bool g_release = false;
+std::atomic<int> g_parked{0};
+
+__attribute__((noinline)) static void ParkedThreadBody() {
+  std::unique_lock<std::mutex> lock(g_park_mu);
+  g_parked++;
+  g_park_cv.wait(lock, [] { return g_release; });
+}
+
+// threads: start N parked threads, ask for a thread dump, wait, release.
+int ModeThreads(int argc, char** argv) {
+  int n = argc > 2 ? atoi(argv[2]) : 50;
+  int wait_ms = argc > 3 ? atoi(argv[3]) : 1500;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; i++) {
+    threads.emplace_back(ParkedThreadBody);
+    char name[16];
+    std::snprintf(name, sizeof name, "parked-%d", i);
+    pthread_setname_np(threads.back().native_handle(), name);
+  }
+  while (g_parked < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  int rc = RequestDump("threads", "test");
+  std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+  {
+    std::lock_guard<std::mutex> lock(g_park_mu);
+    g_release = true;
+  }
+  g_park_cv.notify_all();
+  for (auto& t : threads) t.join();
+  std::printf("threads: %d joined (dump request %s)\n", n, rc == 0 ? "queued" : "not queued");
+  return 0;
+}
+
+// churn: start and end hundreds of short threads in waves.
+int ModeChurn(int argc, char** argv) {
+  int waves = argc > 2 ? atoi(argv[2]) : 20;
+  long total = 0;
+  for (int w = 0; w < waves; w++) {
+    std::vector<std::thread> ts;
+    std::atomic<long> sum{0};
+    for (int i = 0; i < 50; i++) ts.emplace_back([&sum, i] { sum += i; });
+    for (auto& t : ts) t.join();
+    total += sum;
+    if (w % 5 == 0) RequestDump("threads", "churn");
+  }
+  std::printf("churn: total %ld\n", total);
+  return 0;
+}
+
+__attribute__((noinline)) static void* LeakyAllocator(size_t bytes) {
+  void* p = malloc(bytes);
+  memset(p, 0x5a, bytes);
+  return p;
+}
+
+// leak: allocate argv[2] MiB in 64 KiB blocks from LeakyAllocator, ask for a
+// heap dump, then wait.
+int ModeLeak(int argc, char** argv) {
+  int mib = argc > 2 ? atoi(argv[2]) : 64;
+  int wait_ms = argc > 3 ? atoi(argv[3]) : 1500;
+  std::vector<void*> kept;
+  for (int i = 0; i < mib * 16; i++) kept.push_back(LeakyAllocator(64 * 1024));
+  int rc = RequestDump("heap", "test");
+  std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+  std::printf("leak: %d MiB kept (dump request %d)\n", mib, rc);
+  return 0;
+}
+
+// fork: fork a child that prints and exits 7, exec /bin/echo in another.
+int ModeFork(int, char**) {
+  std::fflush(stdout);
+  pid_t child = fork();
+  if (child == 0) {
+    std::printf("fork: child says hello\n");
+    std::fflush(stdout);
+    // Give a child agent (if follow_fork) a moment to exist and be harmless.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    _exit(7);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  std::printf("fork: child exited %d\n", WEXITSTATUS(status));
+  std::fflush(stdout);
+  pid_t execer = fork();
+  if (execer == 0) {
+    execl("/bin/echo", "echo", "fork: exec works", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  waitpid(execer, &status, 0);
+  std::printf("fork: exec child exited %d\n", WEXITSTATUS(status));
+  return 3;
+}
+
+std::atomic<long> g_sigprof_ticks{0};
+void OnSigprof(int) { g_sigprof_ticks++; }
+
+// sigprof: the host profiles itself with its own SIGPROF handler and timer.
+int ModeSigprof(int, char**) {
+  struct sigaction sa = {};
+  sa.sa_handler = OnSigprof;
+  sigaction(SIGPROF, &sa, nullptr);
+  struct itimerval tv = {{0, 10000}, {0, 10000}};
+  setitimer(ITIMER_PROF, &tv, nullptr);
+  int rc = RequestDump("cpu", "test");
+  BurnHotLoop(std::chrono::milliseconds(1500));
+  struct itimerval off = {};
+  setitimer(ITIMER_PROF, &off, nullptr);
+  struct sigaction now = {};
+  sigaction(SIGPROF, nullptr, &now);
+  bool mine = now.sa_handler == OnSigprof;
+  std::printf("sigprof: handler still mine: %s, ticks counted: %s, cpu dump request %s\n",
+              mine ? "yes" : "no", g_sigprof_ticks > 50 ? "yes" : "no",
+              rc == 0 ? "accepted" : "refused");
+  return 0;
+}
+
+// dlopen: load and unload a library repeatedly and call into it.
+int ModeDlopen(int argc, char** argv) {
+  int rounds = argc > 2 ? atoi(argv[2]) : 200;
+  double total = 0;
+  for (int i = 0; i < rounds; i++) {
+    void* h = dlopen("libm.so.6", RTLD_NOW | RTLD_LOCAL);
+    if (!h) return 10;
+    auto cosine = reinterpret_cast<double (*)(double)>(dlsym(h, "cos"));
+    total += cosine(0.0);
+    dlclose(h);
+    if (i % 50 == 0) RequestDump("threads", "dlopen");
+  }
+  std::printf("dlopen: total %.0f\n", total);
+  return 0;
+}
+
+// exit / _exit in the middle of a CPU profile.
+int ModeExitMidDump(int argc, char** argv) {
+  bool hard = argc > 2 && std::string(argv[2]) == "_exit";
+  int rc = RequestDump("cpu", "test");
+  BurnHotLoop(std::chrono::milliseconds(400));
+  std::printf("exit: leaving mid-dump (request %d)\n", rc);
+  std::fflush(stdout);
+  if (hard) _exit(5);
+  exit(4);
+}
+
+// exceptions: the host's own C++ exceptions must still unwind normally.
+int ModeExceptions(int, char**) {
+  int caught = 0;
+  for (int i = 0; i < 1000; i++) {
+    try {
+      if (i % 2) throw std::runtime_error("odd");
+      throw i;
+    } catch (const std::runtime_error&) {
+      caught++;
+    } catch (int) {
+      caught++;
+    }
+  }
+  std::printf("exceptions: caught %d\n", caught);
+  return 0;
+}
+
+// idle: just live for argv[2] ms (for overhead measurements and metrics).
+int ModeIdle(int argc, char** argv) {
+  int ms = argc > 2 ? atoi(argv[2]) : 1000;
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  std::printf("idle: done\n");
+  return 0;
+}
+
+struct Mode {
+  const char* name;
+  int (*run)(int, char**);
+};
+
+constexpr Mode kModes[] = {
+    {"cpu", ModeCpu},         {"threads", ModeThreads},   {"churn", ModeChurn},
+    {"leak", ModeLeak},       {"fork", ModeFork},         {"sigprof", ModeSigprof},
+    {"dlopen", ModeDlopen},   {"exit", ModeExitMidDump},  {"exceptions", ModeExceptions},
+    {"idle", ModeIdle},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: test_host MODE [ARGS...]\n");
+    return 2;
+  }
+  for (const auto& m : kModes)
+    if (std::strcmp(argv[1], m.name) == 0) return m.run(argc, argv);
+  std::fprintf(stderr, "test_host: unknown mode %s\n", argv[1]);
+  return 2;
+}
