@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Benchmarks of the preloaded agent. Prints figures; asserts nothing.
+
+  python3 bench/agent/agent_bench.py [--build build/default] [--quick]
+
+Figures (see BENCHMARKS.md):
+  idle_cpu_ratio     host CPU time with the agent idle at interval=1s over
+                     without it, same fixed work (goal <= 1.005)
+  profile_slowdown   throughput of a CPU-bound host while a 100 Hz CPU
+                     profile runs: sleuth vs gperftools' own CPUPROFILE
+  dump_pause         longest stall a host thread sees during a thread dump,
+                     at 100 and 1,000 threads
+  agent_rss          resident memory the agent adds to an idle host
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def base_env():
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SLEUTH_") and k not in ("LD_PRELOAD", "CPUPROFILE")}
+    return env
+
+
+def agent_env(lib, dump_dir, **extra):
+    env = base_env()
+    env.update({
+        "LD_PRELOAD": lib,
+        "SLEUTH_AGENT_DUMP_DIR": dump_dir,
+        "SLEUTH_AGENT_LOG_LEVEL": "warn",
+    })
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def child_cpu(argv, env):
+    pid = os.fork()
+    if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.execve(argv[0], argv, env)
+    _, status, ru = os.wait4(pid, 0)
+    if status != 0:
+        sys.exit(f"{argv} exited with {status}")
+    return ru.ru_utime + ru.ru_stime
+
+
+def idle_ratio(host, lib, reps, batches):
+    tmp = tempfile.mkdtemp(prefix="sleuth-bench-")
+    # Rules on but never firing: the agent samples and evaluates every second.
+    env_with = agent_env(lib, tmp, SLEUTH_AGENT_INTERVAL="1s", SLEUTH_CPU_MIN="99",
+                         SLEUTH_MEMORY_MIN="99", SLEUTH_THREADS_MIN="100000",
+                         SLEUTH_HEAP_MIN="99")
+    without, with_agent = [], []
+    for _ in range(reps):  # interleaved, so drift hits both alike
+        without.append(child_cpu([host, "fixed", str(batches)], base_env()))
+        with_agent.append(child_cpu([host, "fixed", str(batches)], env_with))
+    a, b = statistics.median(without), statistics.median(with_agent)
+    return a, b, b / a
+
+
+def throughput(argv, env):
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("batches"):
+            return int(line.split()[1])
+    sys.exit(f"no throughput from {argv}: {out}")
+
+
+def profile_slowdown(host, lib, seconds, reps):
+    ms = str(seconds * 1000)
+    tmp = tempfile.mkdtemp(prefix="sleuth-bench-")
+    sleuth_env = agent_env(lib, tmp, SLEUTH_AGENT_INTERVAL="100ms", SLEUTH_AGENT_HISTORY="1",
+                           SLEUTH_CPU_MIN="1", SLEUTH_CPU_ABS="10", SLEUTH_CPU_DIFF="0",
+                           SLEUTH_CPU_PROFILE_HZ="100",
+                           SLEUTH_CPU_PROFILE_DURATION=f"{seconds + 5}s",
+                           SLEUTH_MEMORY_ENABLE="false", SLEUTH_THREADS_ENABLE="false",
+                           SLEUTH_HEAP_ENABLE="false")
+    gperf_env = base_env()
+    gperf_env.update({"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libprofiler.so.0",
+                      "CPUPROFILE": os.path.join(tmp, "gperf.prof"),
+                      "CPUPROFILE_FREQUENCY": "100"})
+    results = {"none": [], "sleuth": [], "gperftools": []}
+    for _ in range(reps):
+        results["none"].append(throughput([host, "work", ms], base_env()))
+        results["sleuth"].append(throughput([host, "work", ms], sleuth_env))
+        results["gperftools"].append(throughput([host, "work", ms], gperf_env))
+    return {k: statistics.median(v) for k, v in results.items()}
+
+
+def dump_pause(host, lib, threads, dumps):
+    tmp = tempfile.mkdtemp(prefix="sleuth-bench-")
+    env = agent_env(lib, tmp, SLEUTH_CPU_ENABLE="false", SLEUTH_MEMORY_ENABLE="false",
+                    SLEUTH_THREADS_ENABLE="false", SLEUTH_HEAP_ENABLE="false",
+                    SLEUTH_AGENT_MAX_DUMPS="1000")
+    out = subprocess.run([host, "pause", str(threads), str(dumps)], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    parts = out.split()
+    return float(parts[2]), float(parts[4])
+
+
+def rss_kib(argv, env, at_seconds):
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(at_seconds)
+    rss = None
+    with open(f"/proc/{proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    proc.wait()
+    return rss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build", "default"))
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = ap.parse_args()
+    host = os.path.join(args.build, "bench", "agent", "bench_host")
+    lib = os.path.join(args.build, "agent", "libsleuth.so")
+    reps = 3 if args.quick else 7
+
+    a, b, ratio = idle_ratio(host, lib, reps, 400 if args.quick else 1500)
+    print(f"idle_cpu_ratio: {ratio:.4f}  (host CPU {a:.3f}s without, {b:.3f}s with the agent "
+          f"at interval=1s; median of {reps})")
+
+    t = profile_slowdown(host, lib, 4 if args.quick else 8, 3 if args.quick else 5)
+    print(f"profile_throughput: none {t['none']:.0f}, sleuth 100Hz {t['sleuth']:.0f} "
+          f"({t['sleuth'] / t['none']:.4f}), gperftools CPUPROFILE 100Hz {t['gperftools']:.0f} "
+          f"({t['gperftools'] / t['none']:.4f}) batches")
+
+    for n in (100, 1000):
+        med, worst = dump_pause(host, lib, n, 5 if args.quick else 15)
+        print(f"dump_pause_{n}_threads: median {med:.2f} ms, max {worst:.2f} ms")
+
+    tmp = tempfile.mkdtemp(prefix="sleuth-bench-")
+    bare = rss_kib([host, "idle", "4000"], base_env(), 3)
+    with_agent = rss_kib([host, "idle", "4000"], agent_env(lib, tmp, SLEUTH_AGENT_INTERVAL="1s"), 3)
+    print(f"agent_rss: +{(with_agent - bare) / 1024:.1f} MiB (host {bare / 1024:.1f} MiB without, "
+          f"{with_agent / 1024:.1f} MiB with)")
+
+
+if __name__ == "__main__":
+    main()
