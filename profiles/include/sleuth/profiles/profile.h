@@ -45,6 +45,14 @@ struct RawProfile {
   bool leaf_is_exact_pc = true;
   std::string default_sample_type;  // optional: which sample type a viewer shows first
   std::vector<std::string> comments;
+  // Function names dropped, with everything they called, when the profile is
+  // encoded (pprof's drop_frames, applied by sleuth itself so every viewer
+  // sees the same stacks). The root-most matching frame of a sample is
+  // dropped together with the frames leafward of it. An entry matches a
+  // demangled name exactly, or as a prefix when it ends in '*'
+  // ("operator new*"). The heap parser fills it with the allocator's entry
+  // points so that the allocating call site is the leaf.
+  std::vector<std::string> drop_frames;
 };
 
 }  // namespace sleuth::profiles

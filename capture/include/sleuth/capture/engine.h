@@ -1,0 +1,59 @@
+// The capture engine interface: one small class per capture mechanism
+// (signal-driven thread walk, gperftools CPU timer, tcmalloc heap sample,
+// smaps breakdown), all with the same shape so the agent treats them alike.
+//
+// Engines run inside someone else's process (LD_PRELOAD). Each one checks
+// in Available() that its mechanism is safe to use in this host right now,
+// and Collect() never leaves anything running, installed or half-held
+// behind, on any path.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sleuth/common/status.h"
+#include "sleuth/profiles/profile.h"
+
+namespace sleuth::capture {
+
+struct CaptureRequest {
+  // How long to sample; used by engines that sample over time (cpu).
+  std::chrono::nanoseconds duration{std::chrono::seconds(5)};
+  // Sampling frequency in Hz; used by the cpu engine.
+  int hz = 100;
+  // Where temporary files may go; empty means $TMPDIR, else /tmp.
+  std::string scratch_dir;
+  // Polled while a capture waits; when it turns true the capture stops
+  // early and returns what it has. May be null.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct Capture {
+  profiles::RawProfile profile;
+  // Facts a person reading the dump should know, one sentence each, e.g.
+  // "2 threads did not answer within 200ms".
+  std::vector<std::string> notes;
+};
+
+// Thread-safety: Available() may be called from any thread; Collect() calls
+// on one engine are serialized by the caller (an engine refuses a second
+// concurrent Collect with kBusy where the mechanism is process-wide).
+class Engine {
+ public:
+  virtual ~Engine();
+  // The dump kind this engine produces: "threads", "cpu", "heap", "memory".
+  virtual std::string_view name() const = 0;
+  // Ok if Collect() can run in this process now; otherwise kUnavailable (or
+  // kBusy) with a message that says why and how to fix it.
+  [[nodiscard]] virtual Status Available() const = 0;
+  [[nodiscard]] virtual Result<Capture> Collect(const CaptureRequest& request) = 0;
+};
+
+// The engine for a dump kind, or kInvalidArgument naming the valid kinds.
+[[nodiscard]] Result<std::unique_ptr<Engine>> MakeEngine(std::string_view kind);
+
+}  // namespace sleuth::capture

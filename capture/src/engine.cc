@@ -1,0 +1,21 @@
+#include "sleuth/capture/engine.h"
+
+#include "sleuth/capture/cpu_profiler.h"
+#include "sleuth/capture/heap_profiler.h"
+#include "sleuth/capture/memory_maps_dumper.h"
+#include "sleuth/capture/thread_dumper.h"
+
+namespace sleuth::capture {
+
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> MakeEngine(std::string_view kind) {
+  if (kind == "threads") return std::unique_ptr<Engine>(std::make_unique<ThreadDumper>());
+  if (kind == "cpu") return std::unique_ptr<Engine>(std::make_unique<CpuProfiler>());
+  if (kind == "heap") return std::unique_ptr<Engine>(std::make_unique<HeapProfiler>());
+  if (kind == "memory") return std::unique_ptr<Engine>(std::make_unique<MemoryMapsDumper>());
+  return InvalidArgument("unknown dump kind '" + std::string(kind) +
+                         "': expected threads, cpu, heap or memory");
+}
+
+}  // namespace sleuth::capture

@@ -1,0 +1,291 @@
+#include "sleuth/capture/cpu_profiler.h"
+
+#include <gperftools/profiler.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <string>
+#include <thread>
+
+#include "sleuth/common/files.h"
+
+// The CPU burner, in its own section so samples in it are recognised from
+// the linker's __start_/__stop_ symbols alone. It makes no calls, so it is
+// the leaf of every sample taken while it runs.
+__attribute__((noinline, section("sleuth_burn_text"))) static uint64_t SleuthBurnCpu(
+    const std::atomic<bool>* stop) {
+  uint64_t x = 88172645463325252ull;
+  while (!stop->load(std::memory_order_relaxed)) {
+    for (int i = 0; i < 10000; ++i) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+    }
+  }
+  return x;
+}
+extern "C" char __start_sleuth_burn_text[];
+extern "C" char __stop_sleuth_burn_text[];
+
+namespace sleuth::capture {
+namespace {
+
+bool InBurner(uint64_t pc) {
+  return pc >= reinterpret_cast<uintptr_t>(__start_sleuth_burn_text) &&
+         pc < reinterpret_cast<uintptr_t>(__stop_sleuth_burn_text);
+}
+
+double ProcessCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// A private scratch directory, removed with whatever is left in it.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    char path[] = "/tmp/sleuth-capture-test-XXXXXX";
+    path_ = mkdtemp(path);
+  }
+  ~ScratchDir() {
+    Result<std::vector<std::string>> names = ListDir(path_);
+    if (names.ok()) {
+      for (const std::string& name : *names) unlink((path_ + "/" + name).c_str());
+    }
+    rmdir(path_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+struct BurnResult {
+  Capture capture;
+  double cpu_seconds = 0;
+};
+
+// Profiles a thread burning CPU in SleuthBurnCpu for one second at `hz`.
+BurnResult ProfileBurner(int hz, const std::string& scratch) {
+  std::atomic<bool> stop{false};
+  std::thread burner([&] { SleuthBurnCpu(&stop); });
+  CpuProfiler profiler;
+  CaptureRequest request;
+  request.duration = std::chrono::seconds(1);
+  request.hz = hz;
+  request.scratch_dir = scratch;
+  const double cpu_before = ProcessCpuSeconds();
+  Result<Capture> capture = profiler.Collect(request);
+  const double cpu_after = ProcessCpuSeconds();
+  stop.store(true);
+  burner.join();
+  EXPECT_TRUE(capture.ok()) << capture.status().ToString();
+  BurnResult result;
+  if (capture.ok()) result.capture = std::move(capture).value();
+  result.cpu_seconds = cpu_after - cpu_before;
+  return result;
+}
+
+struct Counts {
+  int64_t total = 0;
+  int64_t in_burner = 0;
+};
+
+Counts CountSamples(const profiles::RawProfile& profile) {
+  Counts counts;
+  for (const profiles::RawSample& sample : profile.samples) {
+    counts.total += sample.values[0];
+    if (!sample.pcs.empty() && InBurner(sample.pcs[0])) counts.in_burner += sample.values[0];
+  }
+  return counts;
+}
+
+// The expected number of samples is the CPU time the process used during
+// the profile times the rate: honest even on a loaded machine where the
+// burner gets less than a whole core.
+void ExpectSampleCountMatchesCpuTime(const BurnResult& result, int hz) {
+  const Counts counts = CountSamples(result.capture.profile);
+  const double expected = result.cpu_seconds * hz;
+  ASSERT_GT(expected, 10) << "the burner got almost no CPU (" << result.cpu_seconds << "s)";
+  EXPECT_NEAR(static_cast<double>(counts.total), expected, 0.4 * expected)
+      << "samples " << counts.total << " vs " << result.cpu_seconds << "s of CPU at " << hz
+      << " Hz";
+  // Most samples are in the burner, so it is the function with the most.
+  EXPECT_GT(counts.in_burner * 2, counts.total)
+      << counts.in_burner << " of " << counts.total << " samples in the burner";
+}
+
+TEST(CpuProfilerTest, BurnerDominatesAndSampleCountMatchesCpuTime) {
+  ScratchDir scratch;
+  CpuProfiler profiler;
+  ASSERT_TRUE(profiler.Available().ok()) << profiler.Available().ToString();
+  BurnResult result = ProfileBurner(100, scratch.path());
+  const profiles::RawProfile& profile = result.capture.profile;
+  ASSERT_EQ(profile.sample_types.size(), 2u);
+  EXPECT_EQ(profile.sample_types[0].type, "samples");
+  EXPECT_EQ(profile.sample_types[1].type, "cpu");
+  EXPECT_EQ(profile.sample_types[1].unit, "nanoseconds");
+  EXPECT_EQ(profile.period_type.type, "cpu");
+  EXPECT_EQ(profile.period, 10'000'000);
+  EXPECT_GT(profile.duration_nanos, 0);
+  EXPECT_GT(profile.time_nanos, 0);
+  for (const profiles::RawSample& sample : profile.samples) {
+    EXPECT_EQ(sample.values[1], sample.values[0] * profile.period);
+  }
+  ExpectSampleCountMatchesCpuTime(result, 100);
+  // The busiest thread (the burner) is named in the notes.
+  bool threads_noted = false;
+  for (const std::string& note : result.capture.notes) {
+    threads_noted |= note.find("busiest threads") != std::string::npos;
+  }
+  EXPECT_TRUE(threads_noted);
+  // Nothing is left running or lying around.
+  EXPECT_EQ(ProfilingIsEnabledForAllThreads(), 0);
+  itimerval timer{};
+  ASSERT_EQ(getitimer(ITIMER_PROF, &timer), 0);
+  EXPECT_EQ(timer.it_interval.tv_usec + timer.it_value.tv_usec, 0);
+  EXPECT_TRUE(ListDir(scratch.path())->empty());
+}
+
+TEST(CpuProfilerTest, SamplesAtTheRequestedRateNotLibprofilersDefault) {
+  ScratchDir scratch;
+  BurnResult result = ProfileBurner(50, scratch.path());
+  EXPECT_EQ(result.capture.profile.period, 20'000'000);
+  for (const profiles::RawSample& sample : result.capture.profile.samples) {
+    EXPECT_EQ(sample.values[1], sample.values[0] * 20'000'000);
+  }
+  ExpectSampleCountMatchesCpuTime(result, 50);
+}
+
+void HostSigprofHandler(int) {}
+
+// Saves SIGPROF's disposition and restores it when the test ends.
+class SigprofRestorer {
+ public:
+  SigprofRestorer() { sigaction(SIGPROF, nullptr, &saved_); }
+  ~SigprofRestorer() { sigaction(SIGPROF, &saved_, nullptr); }
+
+ private:
+  struct sigaction saved_ {};
+};
+
+TEST(CpuProfilerTest, HostWithItsOwnSigprofHandlerIsLeftAlone) {
+  SigprofRestorer restore;
+  struct sigaction host {};
+  host.sa_handler = &HostSigprofHandler;
+  ASSERT_EQ(sigaction(SIGPROF, &host, nullptr), 0);
+
+  CpuProfiler profiler;
+  const Status available = profiler.Available();
+  EXPECT_EQ(available.code(), StatusCode::kUnavailable);
+  EXPECT_NE(available.message().find("own SIGPROF handler"), std::string::npos)
+      << available.message();
+  EXPECT_NE(available.message().find("CPU profiles are off"), std::string::npos);
+  CaptureRequest request;
+  request.duration = std::chrono::milliseconds(50);
+  EXPECT_EQ(profiler.Collect(request).status().code(), StatusCode::kUnavailable);
+
+  struct sigaction after {};
+  ASSERT_EQ(sigaction(SIGPROF, nullptr, &after), 0);
+  EXPECT_EQ(after.sa_handler, &HostSigprofHandler);
+  itimerval timer{};
+  ASSERT_EQ(getitimer(ITIMER_PROF, &timer), 0);
+  EXPECT_EQ(timer.it_interval.tv_usec + timer.it_value.tv_usec + timer.it_value.tv_sec, 0);
+}
+
+TEST(CpuProfilerTest, HostWithDefaultSigprofIsNotArmed) {
+  // With SIG_DFL an armed ITIMER_PROF would kill the process.
+  SigprofRestorer restore;
+  signal(SIGPROF, SIG_DFL);
+  CpuProfiler profiler;
+  const Status available = profiler.Available();
+  EXPECT_EQ(available.code(), StatusCode::kUnavailable);
+  EXPECT_NE(available.message().find("SIG_DFL"), std::string::npos) << available.message();
+  CaptureRequest request;
+  request.duration = std::chrono::milliseconds(50);
+  EXPECT_FALSE(profiler.Collect(request).ok());
+}
+
+TEST(CpuProfilerTest, HostWithItsOwnProfilingTimerIsLeftAlone) {
+  itimerval armed{};
+  armed.it_value.tv_sec = 1000;
+  armed.it_interval.tv_sec = 1000;
+  ASSERT_EQ(setitimer(ITIMER_PROF, &armed, nullptr), 0);
+  CpuProfiler profiler;
+  const Status available = profiler.Available();
+  CaptureRequest request;
+  request.duration = std::chrono::milliseconds(50);
+  const Status collected = profiler.Collect(request).status();
+  itimerval after{};
+  getitimer(ITIMER_PROF, &after);
+  itimerval off{};
+  setitimer(ITIMER_PROF, &off, nullptr);
+
+  EXPECT_EQ(available.code(), StatusCode::kUnavailable);
+  EXPECT_NE(available.message().find("ITIMER_PROF"), std::string::npos) << available.message();
+  EXPECT_EQ(collected.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(after.it_interval.tv_sec, 1000);
+}
+
+TEST(CpuProfilerTest, HostProfilingItselfWithGperftoolsIsLeftAlone) {
+  ASSERT_EQ(setenv("CPUPROFILE", "/tmp/host.prof", 1), 0);
+  CpuProfiler profiler;
+  const Status available = profiler.Available();
+  unsetenv("CPUPROFILE");
+  EXPECT_EQ(available.code(), StatusCode::kUnavailable);
+  EXPECT_NE(available.message().find("CPUPROFILE"), std::string::npos);
+}
+
+TEST(CpuProfilerTest, CancelStopsTheProfileEarly) {
+  ScratchDir scratch;
+  std::atomic<bool> cancel{false};
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    cancel.store(true);
+  });
+  CpuProfiler profiler;
+  CaptureRequest request;
+  request.duration = std::chrono::seconds(60);
+  request.scratch_dir = scratch.path();
+  request.cancel = &cancel;
+  Result<Capture> capture = profiler.Collect(request);
+  canceller.join();
+  ASSERT_TRUE(capture.ok()) << capture.status().ToString();
+  bool noted = false;
+  for (const std::string& note : capture->notes)
+    noted |= note.find("cancelled") != std::string::npos;
+  EXPECT_TRUE(noted);
+  EXPECT_LT(capture->profile.duration_nanos, 60'000'000'000);
+  EXPECT_EQ(ProfilingIsEnabledForAllThreads(), 0);
+  EXPECT_TRUE(ListDir(scratch.path())->empty());
+}
+
+TEST(CpuProfilerTest, RejectsBadRequests) {
+  CpuProfiler profiler;
+  CaptureRequest request;
+  request.duration = std::chrono::milliseconds(10);
+  request.hz = 0;
+  EXPECT_EQ(profiler.Collect(request).status().code(), StatusCode::kInvalidArgument);
+  request.hz = CpuProfiler::kMaxHz + 1;
+  EXPECT_EQ(profiler.Collect(request).status().code(), StatusCode::kInvalidArgument);
+  request.hz = 100;
+  request.duration = std::chrono::nanoseconds(0);
+  EXPECT_EQ(profiler.Collect(request).status().code(), StatusCode::kInvalidArgument);
+  request.duration = std::chrono::milliseconds(10);
+  request.scratch_dir = "/nonexistent/sleuth";
+  const Status missing_dir = profiler.Collect(request).status();
+  EXPECT_FALSE(missing_dir.ok());
+  EXPECT_NE(missing_dir.message().find("/nonexistent/sleuth"), std::string::npos);
+  EXPECT_EQ(ProfilingIsEnabledForAllThreads(), 0);
+}
+
+}  // namespace
+}  // namespace sleuth::capture

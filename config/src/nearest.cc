@@ -1,0 +1,59 @@
+#include "nearest.h"
+
+#include <algorithm>
+#include <cctype>
+#include <limits>
+#include <utility>
+#include <vector>
+
+namespace sleuth::config {
+namespace {
+
+std::string_view Leaf(std::string_view key) {
+  size_t dot = key.rfind('.');
+  return dot == std::string_view::npos ? key : key.substr(dot + 1);
+}
+
+}  // namespace
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  auto same = [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
+  };
+  // One row of the dynamic-programming table at a time.
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] =
+          std::min({row[j] + 1, row[j - 1] + 1, diagonal + (same(a[i - 1], b[j - 1]) ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string NearestKey(std::string_view word, std::span<const std::string> candidates) {
+  std::string best;
+  std::pair<size_t, size_t> best_score = {std::numeric_limits<size_t>::max(), 0};
+  for (const std::string& candidate : candidates) {
+    size_t distance = EditDistance(word, candidate);
+    // The right name in the wrong section counts as two edits, so
+    // "memory.interval" finds "agent.interval" while "memroy.abs" (two
+    // edits from memory.abs) still prefers its own section.
+    size_t score = distance;
+    if (EditDistance(Leaf(word), Leaf(candidate)) == 0) score = std::min<size_t>(score, 2);
+    std::pair<size_t, size_t> ranked = {score, distance};
+    if (ranked < best_score) {
+      best_score = ranked;
+      best = candidate;
+    }
+  }
+  return best;
+}
+
+}  // namespace sleuth::config
