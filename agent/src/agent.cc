@@ -15,6 +15,8 @@
 #include "engines.h"
 #include "sleuth/agent/dump_writer.h"
 #include "sleuth/agent/metrics.h"
+
+#include <prometheus/gauge.h>
 #include "sleuth/collectors/process_info.h"
 #include "sleuth/collectors/sampler.h"
 #include "sleuth/common/clock.h"
@@ -85,6 +87,7 @@ struct Job {
 
 // One capture thread with its queue.
 struct CaptureQueue {
+  explicit CaptureQueue(const char* thread_name) : name(thread_name) {}
   const char* name;
   std::deque<Job> jobs;
   std::optional<DumpKind> running;  // the job being captured now
@@ -120,8 +123,8 @@ struct Agent::Impl {
   bool running = false;
   bool stopping = false;
   collectors::Limits last_limits;
-  CaptureQueue cpu_queue{"sleuth-cpu"};
-  CaptureQueue instant_queue{"sleuth-capture"};
+  CaptureQueue cpu_queue = CaptureQueue("sleuth-cpu");
+  CaptureQueue instant_queue = CaptureQueue("sleuth-capture");
   std::thread collector;
   std::atomic<bool> cancel{false};
   bool warned_gone = false;

@@ -2,18 +2,25 @@
 
 #include <unistd.h>
 
-#include "sleuth/capture/heap_inuse.h"
+#include "sleuth/capture/heap_profiler.h"
+#include "sleuth/capture/heap_usage.h"
 #include "sleuth/common/log.h"
+#include "sleuth/profiles/gzip.h"
 #include "sleuth/profiles/pprof.h"
+#include "sleuth/profiles/stacks_text.h"
 
 namespace sleuth::agent {
 
 Status Engines::Init(const config::Config& config) {
-  (void)config;
   for (DumpKind kind : {DumpKind::kCpu, DumpKind::kHeap, DumpKind::kThreads, DumpKind::kMemory}) {
     auto engine = capture::MakeEngine(DumpKindName(kind));
     if (!engine.ok()) return engine.status();
     engines_[static_cast<int>(kind)] = std::move(*engine);
+  }
+  // Under tcmalloc with sampling off, turn it on (heap.sample_bytes).
+  if (auto sampling = capture::EnableTcmallocSampling(static_cast<int64_t>(config.heap.sample_bytes));
+      sampling.ok()) {
+    log::Info(*sampling);
   }
   // Say once, at start, what this host cannot give us.
   for (DumpKind kind : {DumpKind::kCpu, DumpKind::kHeap}) {
@@ -29,11 +36,7 @@ Status Engines::Available(DumpKind kind) const {
   return engine->Available();
 }
 
-Result<uint64_t> Engines::HeapInUseBytes() const {
-  auto r = capture::HeapInUseBytes();
-  if (!r.ok()) return r.status();
-  return r->bytes;
-}
+Result<uint64_t> Engines::HeapInUseBytes() const { return capture::HeapInUseBytes().inuse_bytes; }
 
 Result<CapturedDump> Engines::Capture(DumpKind kind, const CaptureOptions& options) {
   auto& engine = engines_[static_cast<int>(kind)];
@@ -47,14 +50,19 @@ Result<CapturedDump> Engines::Capture(DumpKind kind, const CaptureOptions& optio
 
   CapturedDump out;
   out.notes = std::move(captured->notes);
+  if (kind == DumpKind::kMemory) {
+    if (Status heap = Available(DumpKind::kHeap); !heap.ok())
+      out.notes.push_back("no heap profile: " + heap.message() +
+                          "; this dump groups the process's mappings from smaps instead");
+  }
   out.duration_nanos = captured->profile.duration_nanos;
   std::lock_guard<std::mutex> lock(symbolizer_mu_);
   if (!symbolizer_) {
     auto sym = profiles::Symbolizer::ForProcess(getpid());
     if (!sym.ok()) return sym.status().WithContext("cannot read this process's mappings");
     symbolizer_.emplace(std::move(*sym));
-  } else {
-    symbolizer_->Refresh();  // libraries may have been loaded since
+  } else if (Status s = symbolizer_->Refresh(); !s.ok()) {  // libraries may have come and gone
+    return s.WithContext("cannot re-read this process's mappings");
   }
   auto encoded = profiles::EncodePprof(captured->profile, *symbolizer_);
   if (!encoded.ok()) return encoded.status();

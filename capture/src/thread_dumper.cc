@@ -2,14 +2,17 @@
 //
 // Protocol between the dumper (one thread, any time) and the handler (each
 // target thread, in signal context):
-//   1. The dumper claims a slot per thread, writes the tid, then publishes
-//      state = (generation, kRequested), and sends the signal whose value is
+//   1. The dumper claims a slot per thread, publishes its state =
+//      (generation, kRequested), and sends the thread (rt_tgsigqueueinfo,
+//      so only that thread can receive it) the signal whose value is
 //      (generation << 32 | slot index).
-//   2. The handler answers only if the signal came from this process with
-//      SI_QUEUE, its generation is the active one, the slot is still
-//      (generation, kRequested) and belongs to the calling thread. It claims
-//      the slot by CAS to kWriting, unwinds into it, publishes kDone, then
+//   2. The handler answers only if the signal came from this process's
+//      dumper with SI_QUEUE, its generation is the active one and the slot
+//      is still (generation, kRequested). It claims the slot by CAS to
+//      kWriting, unwinds and reads its name into it, publishes kDone, then
 //      counts itself in `answered` (a futex word, only a wake-up hint).
+//      It makes no system call but prctl(PR_GET_NAME) and the final
+//      futex wake; libunwind adds sigprocmask around its cache lock.
 //   3. At the deadline the dumper clears the active generation and moves every
 //      slot still kRequested to kAbandoned, so an answer that arrives later
 //      changes nothing. A slot caught in kWriting is waited for briefly; if it
@@ -26,6 +29,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
@@ -38,6 +42,7 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <unordered_set>
@@ -71,9 +76,9 @@ constexpr Phase PhaseOf(uint64_t state) {
 // dumper and handler are accessed through std::atomic_ref only.
 struct Slot {
   uint64_t state;
-  int32_t tid;
   uint32_t depth;
   uint32_t truncated;
+  char name[16];  // the thread's name (PR_GET_NAME: up to 15 bytes and a NUL)
   uint64_t pcs[kMaxFrames];
   unw_cursor_t cursor;  // here rather than on a stack the host may have nearly used up
 };
@@ -83,6 +88,7 @@ struct Slot {
 struct HandlerShared {
   std::atomic<Slot*> slots{nullptr};
   std::atomic<uint32_t> active_generation{0};  // 0: no dump in progress
+  std::atomic<pid_t> dump_pid{0};              // getpid() of the dumping process
   std::atomic<uint32_t> answered{0};           // futex word
   std::atomic<uint32_t> expected{0};
   std::atomic<void (*)(bool)> hook{nullptr};
@@ -135,7 +141,8 @@ void UnwindInterrupted(Slot& slot, void* ucontext) {
 // async-signal-safe
 void AnswerDumpRequest(const siginfo_t* info, void* ucontext) {
   if (info == nullptr || ucontext == nullptr || info->si_code != SI_QUEUE) return;
-  if (info->si_pid != getpid()) return;  // not ours: someone else sent this signal
+  // Not from our dumper (raise, kill, another process): ignore it.
+  if (info->si_pid != g_shared.dump_pid.load(std::memory_order_relaxed)) return;
   const auto token = reinterpret_cast<uintptr_t>(info->si_value.sival_ptr);
   const auto generation = static_cast<uint32_t>(token >> 32);
   const auto index = static_cast<uint32_t>(token);
@@ -147,7 +154,6 @@ void AnswerDumpRequest(const siginfo_t* info, void* ucontext) {
   std::atomic_ref<uint64_t> state(slot.state);
   uint64_t requested = Pack(generation, kRequested);
   if (state.load(std::memory_order_acquire) != requested) return;
-  if (std::atomic_ref<int32_t>(slot.tid).load(std::memory_order_relaxed) != Gettid()) return;
   if (!state.compare_exchange_strong(requested, Pack(generation, kWriting),
                                      std::memory_order_acq_rel)) {
     return;
@@ -155,6 +161,10 @@ void AnswerDumpRequest(const siginfo_t* info, void* ucontext) {
   void (*hook)(bool) = g_shared.hook.load(std::memory_order_acquire);
   if (hook != nullptr) hook(true);
   UnwindInterrupted(slot, ucontext);
+  // The name as of the dump, by one syscall here rather than three
+  // (open/read/close of /proc/self/task/<tid>/comm) in the dumper per thread.
+  if (syscall(SYS_prctl, PR_GET_NAME, slot.name, 0, 0, 0) != 0) slot.name[0] = '\0';
+  slot.name[sizeof slot.name - 1] = '\0';
   if (hook != nullptr) hook(false);
   state.store(Pack(generation, kDone), std::memory_order_release);
   if (g_shared.answered.fetch_add(1, std::memory_order_acq_rel) + 1 ==
@@ -170,10 +180,10 @@ void OnDumpSignal(int, siginfo_t* info, void* ucontext) {
   errno = saved_errno;
 }
 
-// The calling thread's own stack, from the caller of this function. Not in
-// signal context. pcs[0] is a return address into this function; one is
-// subtracted so it points into the call instruction and can be read as an
-// exact pc like the leaves of the other threads.
+// The calling thread's own stack, this function first. Not in signal
+// context. pcs[0] is the return address of unw_getcontext; one is subtracted
+// so it points into the call instruction and can be read as an exact pc like
+// the leaves of the other threads.
 __attribute__((noinline)) std::vector<uint64_t> RecordOwnStack() {
   std::vector<uint64_t> pcs;
   unw_context_t context;
@@ -354,6 +364,7 @@ struct Target {
   Outcome outcome = Outcome::kWaiting;
   std::string detail;  // why, for kSendFailed
   std::vector<uint64_t> pcs;
+  std::string name;  // from the handler, when it answered
   bool truncated = false;
 };
 
@@ -390,9 +401,10 @@ Outcome Triage(pid_t tid, int signal) {
              : Outcome::kWaiting;
 }
 
-std::string ReadThreadName(pid_t tid) {
+// The thread's name, or nullopt when the thread no longer exists.
+std::optional<std::string> ReadThreadName(pid_t tid) {
   Result<std::string> comm = ReadFile("/proc/self/task/" + std::to_string(tid) + "/comm", 256);
-  if (!comm.ok()) return "";
+  if (!comm.ok()) return std::nullopt;
   std::string name = std::move(comm).value();
   while (!name.empty() && (name.back() == '\n' || name.back() == '\0')) name.pop_back();
   return name;
@@ -444,7 +456,6 @@ class DumpRun {
   std::vector<Target> targets_;
   size_t sent_ = 0;
   size_t dropped_ = 0;
-  size_t slots_used_ = 0;  // one past the highest slot index handed out
   bool finished_ = false;
 };
 
@@ -478,9 +489,7 @@ void DumpRun::SendAll(const std::vector<pid_t>& tids) {
       continue;
     }
     target.slot = next_slot++;
-    slots_used_ = next_slot;
     Slot& slot = SlotAt(target.slot);
-    std::atomic_ref<int32_t>(slot.tid).store(tid, std::memory_order_relaxed);
     std::atomic_ref<uint64_t>(slot.state)
         .store(Pack(generation_, kRequested), std::memory_order_release);
     siginfo_t info{};
@@ -567,7 +576,6 @@ void DumpRun::Finish() {
   if (finished_) return;
   finished_ = true;
   g_shared.active_generation.store(0, std::memory_order_release);
-  bool any_still_writing = false;
   for (Target& target : targets_) {
     if (target.outcome == Outcome::kStillPending || target.outcome == Outcome::kSendFailed) {
       continue;
@@ -581,30 +589,23 @@ void DumpRun::Finish() {
     }
     if (current == Pack(generation_, kWriting)) {
       // A handler is unwinding right now; it takes microseconds unless the
-      // thread was descheduled. Give it a little time, then leave the slot.
+      // thread was descheduled. Give it a little time, then leave the slot:
+      // SendAll skips it until its writer finishes.
       const auto give_up = MonotonicNow() + std::chrono::milliseconds(20);
       while ((current = state.load(std::memory_order_acquire)) == Pack(generation_, kWriting) &&
              MonotonicNow() < give_up) {
         sched_yield();
       }
-      if (current == Pack(generation_, kWriting)) any_still_writing = true;
     }
     if (current == Pack(generation_, kDone)) {
       Slot& slot = SlotAt(target.slot);
       target.outcome = Outcome::kAnswered;
       target.pcs.assign(slot.pcs, slot.pcs + std::min<uint32_t>(slot.depth, kMaxFrames));
       target.truncated = slot.truncated != 0;
+      target.name.assign(slot.name, strnlen(slot.name, sizeof slot.name));
     } else if (target.outcome == Outcome::kWaiting || target.outcome == Outcome::kAnswered) {
       target.outcome = Outcome::kNoAnswer;
     }
-  }
-  // Give the touched slot pages back to the kernel; safe only when no
-  // handler is writing into them (zeroed slots read as kIdle, which every
-  // late handler ignores).
-  if (!any_still_writing && slots_used_ > 0) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const size_t bytes = (slots_used_ * sizeof(Slot) + page - 1) / page * page;
-    (void)madvise(g_shared.slots.load(), bytes, MADV_DONTNEED);
   }
 }
 
@@ -618,20 +619,20 @@ Capture DumpRun::BuildCapture() {
   profile.leaf_is_exact_pc = true;
   profile.default_sample_type = "threads";
 
-  auto add_sample = [&](pid_t tid, std::vector<uint64_t> pcs, std::string_view thread_state,
-                        std::string marker) {
+  auto add_sample = [&](pid_t tid, std::string name, std::vector<uint64_t> pcs,
+                        std::string_view thread_state, std::string marker) {
     profiles::RawSample sample;
     sample.pcs = std::move(pcs);
     if (!marker.empty()) sample.names.push_back(std::move(marker));
     sample.values = {1};
     sample.labels.push_back({"thread_id", "", tid, ""});
-    sample.labels.push_back({"thread_name", ReadThreadName(tid), 0, ""});
+    sample.labels.push_back({"thread_name", std::move(name), 0, ""});
     if (!thread_state.empty())
       sample.labels.push_back({"thread_state", std::string(thread_state), 0, ""});
     profile.samples.push_back(std::move(sample));
   };
 
-  add_sample(self_tid_, std::move(self_pcs_), "", "");
+  add_sample(self_tid_, ReadThreadName(self_tid_).value_or(""), std::move(self_pcs_), "", "");
   size_t not_answered = 0;
   size_t truncated = 0;
   std::string reasons;
@@ -642,11 +643,15 @@ Capture DumpRun::BuildCapture() {
         continue;
       case Outcome::kAnswered:
         truncated += target.truncated ? 1 : 0;
-        add_sample(target.tid, std::move(target.pcs), "", "");
+        add_sample(target.tid, std::move(target.name), std::move(target.pcs), "", "");
         continue;
       default:
         break;
     }
+    // A thread that exited before it could answer (one just being created
+    // has every signal blocked) was not live at the end of the dump.
+    std::optional<std::string> name = ReadThreadName(target.tid);
+    if (!name.has_value()) continue;
     ++not_answered;
     std::string why;
     switch (target.outcome) {
@@ -670,7 +675,8 @@ Capture DumpRun::BuildCapture() {
     if (reasons.size() < 400) {
       reasons += (reasons.empty() ? "" : "; ") + std::to_string(target.tid) + " " + why;
     }
-    add_sample(target.tid, {}, OutcomeState(target.outcome), "[no stack: thread " + why + "]");
+    add_sample(target.tid, std::move(*name), {}, OutcomeState(target.outcome),
+               "[no stack: thread " + why + "]");
   }
   profile.comments.push_back("thread dump by signal " + SignalName(signal_));
   if (not_answered > 0) {
@@ -707,6 +713,7 @@ Result<Capture> DumpRun::Run() {
   if (generation_ == 0) generation_ = ++state.last_generation;
   g_shared.expected.store(0, std::memory_order_relaxed);
   g_shared.answered.store(0, std::memory_order_relaxed);
+  g_shared.dump_pid.store(getpid(), std::memory_order_relaxed);
   g_shared.active_generation.store(generation_, std::memory_order_release);
 
   struct FinishOnExit {

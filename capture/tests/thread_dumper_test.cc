@@ -176,8 +176,10 @@ TEST(ThreadDumperTest, ThreadsExitingDuringTheDumpDoNotBreakIt) {
   std::atomic<bool> stop{false};
   std::atomic<int> churned{0};
   // Starts and ends short-lived threads as fast as it can.
+  std::atomic<bool> named{false};
   std::thread churn([&] {
-    pthread_setname_np(pthread_self(), "churn-main");
+    pthread_setname_np(pthread_self(), "churn-main");  // its threads inherit the name
+    named.store(true);
     while (!stop.load()) {
       std::vector<std::thread> batch;
       for (int i = 0; i < 8; ++i) {
@@ -187,6 +189,7 @@ TEST(ThreadDumperTest, ThreadsExitingDuringTheDumpDoNotBreakIt) {
       churned.fetch_add(8);
     }
   });
+  while (!named.load()) std::this_thread::yield();
   ThreadDumper dumper;
   for (int round = 0; round < 30; ++round) {
     SCOPED_TRACE("dump " + std::to_string(round));
@@ -196,7 +199,7 @@ TEST(ThreadDumperTest, ThreadsExitingDuringTheDumpDoNotBreakIt) {
       // A thread that exits between listing and answering is left out; only
       // churn threads may have been caught without a stack.
       if (!view.state.empty()) {
-        EXPECT_EQ(view.name.rfind("churn", 0), 0u) << view.name;
+        EXPECT_EQ(view.name.rfind("churn", 0), 0u) << view.name << " " << view.state;
       }
     }
     if (::testing::Test::HasFailure()) break;

@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <thread>
 
 #include "child_process.h"
@@ -49,10 +50,17 @@ TEST(LiveSamplerTest, BusyChildReadsOneCoreOfItsLimit) {
   // What the child really got, per the kernel's own clock for it.
   EXPECT_NEAR(*second->cpu_percent, oracle_percent, 0.25 * oracle_percent)
       << "limit " << cores << " cores (" << second->limits.cpu_limit_source << ")";
-  // One spinning thread is at most one core; on a loaded 2-core machine it
-  // may get less, but not under a quarter of it.
+  // One spinning thread is at most one core of the limit.
   EXPECT_LE(*second->cpu_percent, one_core_percent * 1.25);
-  EXPECT_GE(*second->cpu_percent, one_core_percent * 0.25);
+  EXPECT_GT(*second->cpu_percent, 0.0);
+  // About one core, unless other load on this shared machine starved the
+  // child (the kernel's clock for it tells which).
+  if (oracle_percent >= 0.9 * one_core_percent) {
+    EXPECT_NEAR(*second->cpu_percent, one_core_percent, 0.25 * one_core_percent);
+  } else {
+    std::cerr << "note: the child got only " << oracle_percent / one_core_percent * 100
+              << "% of a core (machine busy); checked against that instead\n";
+  }
   EXPECT_GT(second->cpu_time_ns_total, first->cpu_time_ns_total);
 }
 

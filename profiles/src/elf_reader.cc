@@ -102,7 +102,9 @@ std::string Hex(std::string_view bytes) {
   return out;
 }
 
-uint64_t AlignUp(uint64_t value, uint64_t align) { return (value + align - 1) & ~(align - 1); }
+uint64_t AlignUp(uint64_t value, uint64_t align) {
+  return (value + align - 1) & ~(align - 1);
+}
 
 // Walks the notes in [offset, offset+size) and returns the GNU build ID.
 std::string FindBuildIdInNotes(std::string_view image, uint64_t offset, uint64_t size,
@@ -203,7 +205,8 @@ class SymbolTableBuilder {
       if (size == 0) continue;
       SymbolTable::Symbol s;
       s.start = c.start;
-      s.size = static_cast<uint32_t>(std::min<uint64_t>(size, std::numeric_limits<uint32_t>::max()));
+      s.size =
+          static_cast<uint32_t>(std::min<uint64_t>(size, std::numeric_limits<uint32_t>::max()));
       s.name_offset = static_cast<uint32_t>(table.pool_.size());
       table.pool_.append(c.name);
       table.pool_.push_back('\0');
@@ -318,8 +321,7 @@ Result<ElfInfo> ParseElf(std::string_view image, const ElfParseOptions& options)
   info.shared_object = h.ehdr.e_type == ET_DYN;
   for (const Elf64_Phdr& p : h.phdrs) {
     if (p.p_type != PT_LOAD) continue;
-    info.loads.push_back(
-        {p.p_offset, p.p_filesz, p.p_vaddr, p.p_memsz, (p.p_flags & PF_X) != 0});
+    info.loads.push_back({p.p_offset, p.p_filesz, p.p_vaddr, p.p_memsz, (p.p_flags & PF_X) != 0});
   }
   info.build_id = FindBuildId(image, h);
   if (options.want_symbols) {
@@ -348,7 +350,8 @@ Result<MappedElfFile> MappedElfFile::FromFd(ScopedFd fd, const std::string& name
   if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("cannot stat " + name, errno);
   if (!S_ISREG(st.st_mode)) return InvalidArgument(name + " is not a regular file");
   if (st.st_size <= 0) return InvalidArgument(name + " is empty");
-  void* addr = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd.get(), 0);
+  void* addr =
+      ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd.get(), 0);
   if (addr == MAP_FAILED) return ErrnoStatus("cannot mmap " + name, errno);
   MappedElfFile file;
   file.addr_ = addr;
@@ -391,6 +394,10 @@ std::string Demangle(std::string_view name) {
   }
   std::string out(demangled);
   std::free(demangled);
+  // GCC's specialized copies ("f(int) [clone .constprop.0] [clone .isra.0]")
+  // are the same source function: one name, so their samples add up.
+  size_t clone = out.find(" [clone ");
+  if (clone != std::string::npos) out.resize(clone);
   return out;
 }
 

@@ -53,9 +53,9 @@ class SymbolTable {
 struct ElfInfo {
   bool shared_object = false;  // ET_DYN: a PIE executable or a shared library
   std::vector<LoadSegment> loads;
-  std::string build_id;           // lowercase hex; empty when the file has none
-  SymbolTable symbols;            // from .symtab when present, else .dynsym
-  std::string symbol_source;      // ".symtab", ".dynsym" or "" (for logs and tests)
+  std::string build_id;       // lowercase hex; empty when the file has none
+  SymbolTable symbols;        // from .symtab when present, else .dynsym
+  std::string symbol_source;  // ".symtab", ".dynsym" or "" (for logs and tests)
 
   // Translates a file offset (pc - mapping start + mapping file offset) to
   // the file's virtual address space, through the PT_LOAD that holds it.
@@ -107,7 +107,8 @@ class MappedElfFile {
 };
 
 // Demangles an Itanium C++ ABI name ("_ZN3foo3barEv" -> "foo::bar()");
-// returns other names unchanged. A "@VERSION" suffix is removed first.
+// returns other names unchanged. A "@VERSION" suffix is removed first, and
+// GCC's " [clone .constprop.0]"-style suffixes of specialized copies after.
 std::string Demangle(std::string_view name);
 
 }  // namespace sleuth::profiles::internal

@@ -92,8 +92,9 @@ Result<GperftoolsCpuProfile> ParseGperftoolsCpuProfile(std::string_view file_byt
     s.values[1] += static_cast<int64_t>(count) * period_ns;
   }
   if (!terminated) {
-    return Malformed("no end-of-data record {0, 1, 0}: the file is truncated or the profiler "
-                     "was not stopped (call ProfilerStop or ProfilerFlush before reading it)");
+    return Malformed(
+        "no end-of-data record {0, 1, 0}: the file is truncated or the profiler "
+        "was not stopped (call ProfilerStop or ProfilerFlush before reading it)");
   }
   out.maps_text = std::string(file_bytes.substr(i * kWordBytes));
   return out;

@@ -21,8 +21,8 @@ std::string ZlibMessage(const z_stream& z, int code) {
 
 Result<std::string> GzipCompress(std::string_view data) {
   z_stream z{};
-  int rc = deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, kGzipWindowBits, 8,
-                        Z_DEFAULT_STRATEGY);
+  int rc =
+      deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, kGzipWindowBits, 8, Z_DEFAULT_STRATEGY);
   if (rc != Z_OK) return Internal("gzip: cannot initialize zlib: " + ZlibMessage(z, rc));
   std::string out;
   out.resize(deflateBound(&z, data.size()));

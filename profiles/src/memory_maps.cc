@@ -111,12 +111,16 @@ Result<RawProfile> MemoryMapsProfile(std::string_view smaps_text) {
 
   std::vector<Group*> ordered;
   for (auto& [name, g] : groups) ordered.push_back(&g);
-  std::stable_sort(ordered.begin(), ordered.end(),
-                   [](const Group* a, const Group* b) { return a->values[kRss] > b->values[kRss]; });
+  std::stable_sort(ordered.begin(), ordered.end(), [](const Group* a, const Group* b) {
+    return a->values[kRss] > b->values[kRss];
+  });
 
   RawProfile p;
-  p.sample_types = {
-      {"rss", "bytes"}, {"pss", "bytes"}, {"anonymous", "bytes"}, {"swap", "bytes"}, {"size", "bytes"}};
+  p.sample_types = {{"rss", "bytes"},
+                    {"pss", "bytes"},
+                    {"anonymous", "bytes"},
+                    {"swap", "bytes"},
+                    {"size", "bytes"}};
   p.default_sample_type = "rss";
   for (const Group* g : ordered) {
     RawSample s;

@@ -140,7 +140,8 @@ class Encoder {
       out.Message(field::kProfilePeriodType, Type(raw_.period_type));
     }
     if (raw_.period != 0) out.Int64(field::kProfilePeriod, raw_.period);
-    for (const std::string& c : raw_.comments) out.Int64(field::kProfileComment, strings_.Intern(c));
+    for (const std::string& c : raw_.comments)
+      out.Int64(field::kProfileComment, strings_.Intern(c));
     if (!raw_.default_sample_type.empty()) {
       out.Int64(field::kProfileDefaultSampleType, strings_.Intern(raw_.default_sample_type));
     }
@@ -205,8 +206,7 @@ class Encoder {
     ProtoWriter f;
     f.Varint(field::kFunctionId, id);
     f.Int64(field::kFunctionName, strings_.Intern(name));
-    f.Int64(field::kFunctionSystemName,
-            strings_.Intern(system_name.empty() ? name : system_name));
+    f.Int64(field::kFunctionSystemName, strings_.Intern(system_name.empty() ? name : system_name));
     functions_.push_back(f.Take());
     return id;
   }
@@ -279,9 +279,9 @@ class Encoder {
   StringTable strings_;
   std::vector<std::string> locations_;  // serialized Location messages, by id - 1
   std::vector<std::string> functions_;  // serialized Function messages, by id - 1
-  std::vector<uint64_t> mapping_ids_;  // by symbolizer mapping index; 0: not emitted
-  std::vector<int> emitted_mappings_;  // symbolizer indexes in id order
-  std::vector<bool> all_named_;        // by mapping id - 1
+  std::vector<uint64_t> mapping_ids_;   // by symbolizer mapping index; 0: not emitted
+  std::vector<int> emitted_mappings_;   // symbolizer indexes in id order
+  std::vector<bool> all_named_;         // by mapping id - 1
   std::unordered_map<uint64_t, uint64_t> exact_locations_;
   std::unordered_map<uint64_t, uint64_t> return_locations_;
   std::unordered_map<std::string, uint64_t> name_locations_;

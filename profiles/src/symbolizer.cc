@@ -45,8 +45,8 @@ std::string ReadLink(const std::string& path) {
   if (n <= 0) return "";
   std::string out(buf, static_cast<size_t>(n));
   constexpr std::string_view kDeleted = " (deleted)";
-  if (out.size() > kDeleted.size() && out.compare(out.size() - kDeleted.size(), kDeleted.size(),
-                                                  kDeleted) == 0) {
+  if (out.size() > kDeleted.size() &&
+      out.compare(out.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0) {
     out.resize(out.size() - kDeleted.size());
   }
   return out;
@@ -96,8 +96,8 @@ Status Symbolizer::Refresh() {
   std::string proc = "/proc/" + std::to_string(pid_);
   Result<std::string> maps = ReadFile(proc + "/maps");
   if (!maps.ok()) {
-    return maps.status().WithContext("cannot read the mappings of process " +
-                                     std::to_string(pid_) + " (has it exited?)");
+    return maps.status().WithContext("cannot read the mappings of process " + std::to_string(pid_) +
+                                     " (has it exited?)");
   }
   exe_path_ = ReadLink(proc + "/exe");
   return Load(*maps);
@@ -172,37 +172,33 @@ std::shared_ptr<const Symbolizer::CachedFile> Symbolizer::OpenAndParse(const Map
     return file;
   }
 
+  // The file must be the very inode that was mapped: after an upgrade the
+  // path names a new build, whose symbols would be wrong.
   std::string opened_from;
   Result<MappedElfFile> mapped = IoError("not opened");
   if (!m.deleted) {
     std::string path = root_ + m.path;
     mapped = MappedElfFile::Open(path);
     if (mapped.ok() && mapped->inode() != m.inode) {
-      // The path now names another file (the library was upgraded since it
-      // was mapped). Prefer the exact mapped inode below.
-      log::Debug(path + ": inode differs from the mapped one; trying map_files");
+      mapped =
+          NotFound(path + " was replaced after it was mapped (inode " + std::to_string(m.inode) +
+                   " mapped, " + std::to_string(mapped->inode()) + " there now)");
     } else if (mapped.ok()) {
       opened_from = path;
     }
   }
   if (opened_from.empty() && pid_ != 0) {
-    // The mapped inode itself, even when deleted or replaced. Needs
-    // CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN for another process on most
-    // kernels, hence only a fallback.
+    // The mapped inode itself, even when deleted or replaced. Opening it
+    // needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN on most kernels, hence
+    // only a fallback.
     std::string link = "/proc/" + std::to_string(pid_) + "/map_files/" + HexRange(m.start, m.limit);
     Result<MappedElfFile> by_link = MappedElfFile::Open(link);
     if (by_link.ok()) {
       mapped = std::move(by_link);
       opened_from = link;
-    } else if (!mapped.ok()) {
-      mapped = by_link.status().WithContext(m.path + (m.deleted ? " (deleted)" : ""));
+    } else if (m.deleted) {
+      mapped = by_link.status().WithContext(m.path + " (deleted)");
     }
-  }
-  if (opened_from.empty() && mapped.ok()) {
-    // Only a file at the path with another inode is left. On overlay
-    // filesystems the inode in maps can legitimately differ from stat's, so
-    // it is still the best available.
-    opened_from = root_ + m.path;
   }
   if (!mapped.ok()) {
     file->error = mapped.status().message();

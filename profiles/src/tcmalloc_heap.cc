@@ -17,13 +17,27 @@ constexpr std::string_view kMapsSentinel = "MAPPED_LIBRARIES:";
 
 // Allocator entry points: the allocating call site is their caller.
 const std::vector<std::string>& AllocatorFrames() {
-  static const std::vector<std::string> kFrames = {
-      "malloc",         "calloc",         "realloc",          "free",
-      "cfree",          "memalign",       "posix_memalign",   "aligned_alloc",
-      "valloc",         "pvalloc",        "reallocarray",     "__libc_malloc",
-      "__libc_calloc",  "__libc_realloc", "__libc_memalign",  "tc_*",
-      "tcmalloc::*",    "operator new*",  "operator delete*", "__gnu_cxx::new_allocator<*",
-      "std::__new_allocator<*"};
+  static const std::vector<std::string> kFrames = {"malloc",
+                                                   "calloc",
+                                                   "realloc",
+                                                   "free",
+                                                   "cfree",
+                                                   "memalign",
+                                                   "posix_memalign",
+                                                   "aligned_alloc",
+                                                   "valloc",
+                                                   "pvalloc",
+                                                   "reallocarray",
+                                                   "__libc_malloc",
+                                                   "__libc_calloc",
+                                                   "__libc_realloc",
+                                                   "__libc_memalign",
+                                                   "tc_*",
+                                                   "tcmalloc::*",
+                                                   "operator new*",
+                                                   "operator delete*",
+                                                   "__gnu_cxx::new_allocator<*",
+                                                   "std::__new_allocator<*"};
   return kFrames;
 }
 
@@ -107,6 +121,7 @@ Result<RawProfile> ParseTcmallocHeapSample(std::string_view text) {
   bool sampling_off_warning = false;
   Status error;
   std::map<std::pair<std::vector<uint64_t>, int64_t>, size_t> sample_of_key;
+  std::vector<Counts> sampled;  // raw counts per sample of p.samples
 
   internal::ForEachLine(text, [&](std::string_view raw_line, size_t number) {
     std::string_view line = internal::Trim(raw_line);
@@ -151,8 +166,8 @@ Result<RawProfile> ParseTcmallocHeapSample(std::string_view text) {
     Cursor c(line);
     Counts counts;
     if (!ParseCounts(&c, &counts)) {
-      error = LineError(number, "expected \"<objects>: <bytes> [<objects>: <bytes>] @ <pcs>\"",
-                        line);
+      error =
+          LineError(number, "expected \"<objects>: <bytes> [<objects>: <bytes>] @ <pcs>\"", line);
       return false;
     }
     if ((counts.inuse_objects == 0 && counts.inuse_bytes != 0) ||
@@ -176,27 +191,28 @@ Result<RawProfile> ParseTcmallocHeapSample(std::string_view text) {
       return false;
     }
     // Bytes per object, pprof's "bytes" label.
-    int64_t object_bytes = counts.inuse_objects != 0 ? counts.inuse_bytes / counts.inuse_objects
+    int64_t object_bytes = counts.inuse_objects != 0   ? counts.inuse_bytes / counts.inuse_objects
                            : counts.alloc_objects != 0 ? counts.alloc_bytes / counts.alloc_objects
                                                        : 0;
-    auto [alloc_objects, alloc_bytes] =
-        UnsampleHeap(counts.alloc_objects, counts.alloc_bytes, p.period);
-    auto [inuse_objects, inuse_bytes] =
-        UnsampleHeap(counts.inuse_objects, counts.inuse_bytes, p.period);
-
-    auto [it, inserted] = sample_of_key.emplace(std::make_pair(pcs, object_bytes), p.samples.size());
+    auto [it, inserted] =
+        sample_of_key.emplace(std::make_pair(pcs, object_bytes), p.samples.size());
     if (inserted) {
       RawSample s;
       s.pcs = std::move(pcs);
-      s.values = {0, 0, 0, 0};
       s.labels.push_back({"bytes", "", object_bytes, "bytes"});
       p.samples.push_back(std::move(s));
+      sampled.emplace_back();
     }
-    RawSample& s = p.samples[it->second];
-    s.values[0] += alloc_objects;
-    s.values[1] += alloc_bytes;
-    s.values[2] += inuse_objects;
-    s.values[3] += inuse_bytes;
+    // Summed as sampled; unsampled once per merged sample below, which is
+    // the same scale (same object size) without rounding every line down.
+    Counts& sum = sampled[it->second];
+    if (__builtin_add_overflow(sum.inuse_objects, counts.inuse_objects, &sum.inuse_objects) ||
+        __builtin_add_overflow(sum.inuse_bytes, counts.inuse_bytes, &sum.inuse_bytes) ||
+        __builtin_add_overflow(sum.alloc_objects, counts.alloc_objects, &sum.alloc_objects) ||
+        __builtin_add_overflow(sum.alloc_bytes, counts.alloc_bytes, &sum.alloc_bytes)) {
+      error = LineError(number, "counts overflow 64 bits", line);
+      return false;
+    }
     return true;
   });
 
@@ -204,6 +220,12 @@ Result<RawProfile> ParseTcmallocHeapSample(std::string_view text) {
   if (!have_header) {
     return InvalidArgument(
         "tcmalloc heap sample: no \"heap profile:\" header line (empty or not a heap sample)");
+  }
+  for (size_t i = 0; i < p.samples.size(); ++i) {
+    const Counts& c = sampled[i];
+    auto [alloc_objects, alloc_bytes] = UnsampleHeap(c.alloc_objects, c.alloc_bytes, p.period);
+    auto [inuse_objects, inuse_bytes] = UnsampleHeap(c.inuse_objects, c.inuse_bytes, p.period);
+    p.samples[i].values = {alloc_objects, alloc_bytes, inuse_objects, inuse_bytes};
   }
   if (p.period == 0 || (sampling_off_warning && p.samples.empty())) {
     return Unavailable(

@@ -25,7 +25,9 @@ bool ForEachLine(std::string_view text, Fn&& fn) {
   return true;
 }
 
-inline bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+inline bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\r';
+}
 
 inline std::string_view TrimLeft(std::string_view s) {
   while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);

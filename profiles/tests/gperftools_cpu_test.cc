@@ -23,7 +23,8 @@ std::string Words(std::initializer_list<uint64_t> words) {
 }
 
 TEST(GperftoolsCpuTest, ParsesAHandMadeProfileExactly) {
-  Result<GperftoolsCpuProfile> p = ParseGperftoolsCpuProfile(ReadFixture("gperftools_cpu_handmade.prof"));
+  Result<GperftoolsCpuProfile> p =
+      ParseGperftoolsCpuProfile(ReadFixture("gperftools_cpu_handmade.prof"));
   ASSERT_TRUE(p.ok()) << p.status().message();
   EXPECT_EQ(p->period_us, 10000);
   const RawProfile& raw = p->profile;
@@ -60,25 +61,30 @@ TEST(GperftoolsCpuTest, ParsesARealLibprofilerFile) {
   Result<std::vector<ProcMapping>> maps = ParseProcMaps(p->maps_text);
   ASSERT_TRUE(maps.ok()) << maps.status().message();
   bool has_program = false;
-  for (const ProcMapping& m : *maps) has_program |= m.path.find("profiles_profile_source") != std::string::npos;
+  for (const ProcMapping& m : *maps)
+    has_program |= m.path.find("profiles_profile_source") != std::string::npos;
   EXPECT_TRUE(has_program);
   // Every leaf pc lies in an executable mapping of that maps text.
   for (const RawSample& s : p->profile.samples) {
     bool inside = false;
-    for (const ProcMapping& m : *maps) inside |= m.executable && s.pcs[0] >= m.start && s.pcs[0] < m.limit;
+    for (const ProcMapping& m : *maps)
+      inside |= m.executable && s.pcs[0] >= m.start && s.pcs[0] < m.limit;
     EXPECT_TRUE(inside) << std::hex << s.pcs[0];
   }
 }
 
 TEST(GperftoolsCpuTest, TruncatedFileIsAnError) {
-  Result<GperftoolsCpuProfile> p = ParseGperftoolsCpuProfile(ReadFixture("gperftools_cpu_truncated.prof"));
+  Result<GperftoolsCpuProfile> p =
+      ParseGperftoolsCpuProfile(ReadFixture("gperftools_cpu_truncated.prof"));
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_THAT(p.status().message(), ::testing::AnyOf(HasSubstr("truncated"), HasSubstr("end-of-data")));
+  EXPECT_THAT(p.status().message(),
+              ::testing::AnyOf(HasSubstr("truncated"), HasSubstr("end-of-data")));
 }
 
 TEST(GperftoolsCpuTest, DepthPastTheEndIsAnError) {
-  Result<GperftoolsCpuProfile> p = ParseGperftoolsCpuProfile(ReadFixture("gperftools_cpu_bad_depth.prof"));
+  Result<GperftoolsCpuProfile> p =
+      ParseGperftoolsCpuProfile(ReadFixture("gperftools_cpu_bad_depth.prof"));
   ASSERT_FALSE(p.ok());
   EXPECT_THAT(p.status().message(), HasSubstr("claims 1000 pcs"));
 }

@@ -49,7 +49,9 @@ TEST(GzipTest, WritesTheGzipFormatNotBareZlib) {
   }
   int exit_code = 0;
   std::string out = testing::RunCommand("gzip -dc '" + dir + "/a.gz' | wc -c", &exit_code);
-  if (exit_code == 0 && !out.empty()) EXPECT_EQ(std::stoi(out), 10000);
+  if (exit_code == 0 && !out.empty()) {
+    EXPECT_EQ(std::stoi(out), 10000);
+  }
   testing::RemoveTree(dir);
 }
 

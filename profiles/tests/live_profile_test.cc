@@ -87,11 +87,13 @@ TEST(LiveProfileTest, TcmallocHeapSampleOfAnotherProcess) {
   // The allocator's frames were dropped: the leaking call site is the leaf.
   EXPECT_EQ(top[0].function, "(anonymous namespace)::LeakFromHere(int)");
   EXPECT_NEAR(static_cast<double>(top[0].value), 100.0 * (1 << 20), 30.0 * (1 << 20));
-  EXPECT_GT(sleuth::testing::FlatValue(d, "inuse_space", "(anonymous namespace)::SmallAllocations(int)"), 0);
+  EXPECT_GT(
+      sleuth::testing::FlatValue(d, "inuse_space", "(anonymous namespace)::SmallAllocations(int)"),
+      0);
   for (const auto& s : d.samples) {
     ASSERT_FALSE(s.stack.empty());
-    EXPECT_THAT(s.stack.back(), ::testing::AnyOf("_start", "__libc_start_main", "main",
-                                                  "__libc_start_call_main"));
+    EXPECT_THAT(s.stack.back(),
+                ::testing::AnyOf("_start", "__libc_start_main", "main", "__libc_start_call_main"));
   }
   const sleuth::testing::DecodedMapping* main = &d.mappings.at(0);
   EXPECT_EQ(main->filename, PROFILES_SOURCE_PROGRAM);

@@ -70,7 +70,8 @@ TEST(MemoryMapsTest, GroupsAndSumsMappings) {
 
   EXPECT_THAT(groups.at("[heap]")->names, ElementsAre("[heap]"));
   EXPECT_EQ(groups.at("[heap]")->values[2], 100 * 1024);
-  EXPECT_THAT(groups.at("anonymous")->values, ElementsAre(12 * 1024, 0, 12 * 1024, 8 * 1024, 132 * 1024));
+  EXPECT_THAT(groups.at("anonymous")->values,
+              ElementsAre(12 * 1024, 0, 12 * 1024, 8 * 1024, 132 * 1024));
   EXPECT_THAT(groups.at("[anon:arena]")->names, ElementsAre("[anon:arena]", "anonymous"));
   EXPECT_TRUE(groups.count("file:/opt/app/lib/plugin.so (deleted)"));
   EXPECT_TRUE(groups.count("[stack]"));

@@ -8,23 +8,26 @@
 
 #include "sleuth/testing/pprof_oracle.h"
 
-__attribute__((noinline)) static int PprofTestLeaf(int x) {
-  asm volatile("" ::: "memory");
-  return x + 1;
+// Big enough (volatile loops) that pcs a few bytes in are still inside.
+__attribute__((noinline, noclone)) static int PprofTestLeaf(int x) {
+  volatile int v = x;
+  for (int i = 0; i < 8; ++i) v = v * 3 + i;
+  return v;
 }
 
-__attribute__((noinline)) static int PprofTestCaller(int x) {
-  asm volatile("" ::: "memory");
-  return PprofTestLeaf(x) * 2;
+__attribute__((noinline, noclone)) static int PprofTestCaller(int x) {
+  volatile int v = PprofTestLeaf(x);
+  for (int i = 0; i < 8; ++i) v = v * 5 + i;
+  return v;
 }
 
 namespace sleuth::profiles {
 namespace {
 
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using sleuth::testing::DecodedProfile;
 using sleuth::testing::DecodePprof;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 constexpr const char* kLeaf = "PprofTestLeaf(int)";
 constexpr const char* kCaller = "PprofTestCaller(int)";
@@ -32,8 +35,12 @@ constexpr const char* kCaller = "PprofTestCaller(int)";
 uint64_t Pc(const void* function, uint64_t offset) {
   return reinterpret_cast<uint64_t>(function) + offset;
 }
-const void* LeafFn() { return reinterpret_cast<const void*>(&PprofTestLeaf); }
-const void* CallerFn() { return reinterpret_cast<const void*>(&PprofTestCaller); }
+const void* LeafFn() {
+  return reinterpret_cast<const void*>(&PprofTestLeaf);
+}
+const void* CallerFn() {
+  return reinterpret_cast<const void*>(&PprofTestCaller);
+}
 
 RawProfile CpuProfile() {
   RawProfile p;

@@ -71,8 +71,8 @@ TEST(PprofToolTest, GoToolPprofShowsTheDemangledHotFunction) {
                     "' GOFLAGS=-mod=mod GOPROXY=off ";
   const std::string hot = "sleuth_pprof_tool_test::Spinner<double>::Spin(long)";
   for (const std::string flags : {"-top", "-symbolize=none -top"}) {
-    std::string out =
-        testing::RunCommand(env + "go tool pprof " + flags + " '" + profile_path + "' 2>&1", &exit_code);
+    std::string out = testing::RunCommand(
+        env + "go tool pprof " + flags + " '" + profile_path + "' 2>&1", &exit_code);
     EXPECT_EQ(exit_code, 0) << flags << ":\n" << out;
     EXPECT_THAT(out, HasSubstr(hot)) << flags << ":\n" << out;
     EXPECT_THAT(out, HasSubstr("Type: cpu")) << out;

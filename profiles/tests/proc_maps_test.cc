@@ -70,8 +70,7 @@ TEST(ProcMapsTest, EachFieldIsChecked) {
               HasSubstr("file offset"));
   EXPECT_THAT(ParseProcMapsLine("1000-2000 r-xp 0 0000 0").status().message(),
               HasSubstr("major:minor"));
-  EXPECT_THAT(ParseProcMapsLine("1000-2000 r-xp 0 00:00 x").status().message(),
-              HasSubstr("inode"));
+  EXPECT_THAT(ParseProcMapsLine("1000-2000 r-xp 0 00:00 x").status().message(), HasSubstr("inode"));
   EXPECT_THAT(ParseProcMapsLine("2000-1000 r-xp 0 00:00 0").status().message(),
               HasSubstr("start-limit"));
   EXPECT_TRUE(ParseProcMapsLine("1000-2000 r-xp 0 00:00 0").ok());

@@ -8,7 +8,11 @@
 #include <cstdio>
 #include <filesystem>
 
-__attribute__((noinline)) static void StacksTextTestWait() { asm volatile("" ::: "memory"); }
+__attribute__((noinline, noclone)) static int StacksTextTestWait(int x) {
+  volatile int v = x;
+  for (int i = 0; i < 8; ++i) v = v * 3 + i;
+  return v;
+}
 
 namespace sleuth::profiles {
 namespace {
@@ -43,10 +47,10 @@ TEST(StacksTextTest, RendersPstackStyle) {
   std::string expected_start = "Thread 4242 (server):\n#0  " + Hex(poll_pc) + " in poll () from ";
   EXPECT_EQ(text.substr(0, expected_start.size()), expected_start) << text;
   EXPECT_THAT(text, HasSubstr("libc.so.6\n#1  " + Hex(wait_pc + 1) +
-                              " in StacksTextTestWait() from " + exe + "\n"));
+                              " in StacksTextTestWait(int) from " + exe + "\n"));
   EXPECT_THAT(text, HasSubstr("#2  " + Hex(0x10) + " in ?? ()\n"));
   EXPECT_THAT(text, HasSubstr("\n\nThread 4243 (?):\n#0  " + Hex(wait_pc) +
-                              " in StacksTextTestWait() from " + exe + "\n"));
+                              " in StacksTextTestWait(int) from " + exe + "\n"));
 }
 
 TEST(StacksTextTest, NamedFramesAndMissingLabels) {

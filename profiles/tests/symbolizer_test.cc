@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -15,15 +16,16 @@
 #include "test_util.h"
 
 // Static, in an executable that exports nothing: only .symtab names it.
-__attribute__((noinline)) static int SymbolizerTestStaticFunction(int x) {
-  asm volatile("" ::: "memory");
-  return x * 7;
+__attribute__((noinline, noclone)) static int SymbolizerTestStaticFunction(int x) {
+  volatile int v = x;
+  for (int i = 0; i < 8; ++i) v = v * 7 + i;
+  return v;
 }
 
 namespace sleuth_symbolizer_test {
-__attribute__((noinline)) int NamespacedFunction(const char* s, int n) {
-  asm volatile("" ::: "memory");
-  return s[0] + n;
+__attribute__((noinline, noclone)) int NamespacedFunction(const char* s, int n) {
+  volatile int v = s[0] + n;
+  return v;
 }
 }  // namespace sleuth_symbolizer_test
 
@@ -32,16 +34,18 @@ namespace {
 
 using ::testing::EndsWith;
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
 using testing::MakeTempDir;
 using testing::RemoveTree;
 using testing::RunCommand;
+using ::testing::StartsWith;
 
 uint64_t Pc(const void* function, uint64_t offset = 0) {
   return reinterpret_cast<uint64_t>(function) + offset;
 }
 
-std::string SelfExePath() { return std::filesystem::read_symlink("/proc/self/exe").string(); }
+std::string SelfExePath() {
+  return std::filesystem::read_symlink("/proc/self/exe").string();
+}
 
 // The build ID as binutils prints it: an independent reader of the note.
 std::string ReadelfBuildId(const std::string& path) {
@@ -69,13 +73,14 @@ TEST(SymbolizerTest, NamesAStaticFunctionOfThePieExecutableThroughSymtab) {
   // went through the PT_LOAD segment rather than assuming they are equal.
   EXPECT_NE(s.elf_vaddr, Pc(reinterpret_cast<void*>(&SymbolizerTestStaticFunction), 2));
   EXPECT_LT(s.elf_vaddr, 0x10000000u) << "file vaddrs of a PIE start near 0";
-  EXPECT_EQ(SymbolizerTestStaticFunction(1), 7);
+  EXPECT_NE(SymbolizerTestStaticFunction(1), 0);
 }
 
 TEST(SymbolizerTest, KeepsFullDemangledNames) {
   Result<Symbolizer> sym = Symbolizer::ForProcess();
   ASSERT_TRUE(sym.ok());
-  SymbolizedPc s = sym->Lookup(Pc(reinterpret_cast<void*>(&sleuth_symbolizer_test::NamespacedFunction)));
+  SymbolizedPc s =
+      sym->Lookup(Pc(reinterpret_cast<void*>(&sleuth_symbolizer_test::NamespacedFunction)));
   EXPECT_EQ(s.function, "sleuth_symbolizer_test::NamespacedFunction(char const*, int)");
 }
 
@@ -194,8 +199,8 @@ TEST(SymbolizerTest, SharedLibraryLoadedAfterStartNeedsRefreshAndSurvivesDeletio
 
 TEST(SymbolizerTest, AnonymousExecutableMemoryHasAMappingButNoNames) {
   const size_t size = 4096;
-  void* jit = ::mmap(nullptr, size, PROT_READ | PROT_WRITE | PROT_EXEC,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* jit =
+      ::mmap(nullptr, size, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (jit == MAP_FAILED) GTEST_SKIP() << "this kernel refuses anonymous executable memory";
   Result<Symbolizer> sym = Symbolizer::ForProcess();
   ASSERT_TRUE(sym.ok());
@@ -236,7 +241,8 @@ TEST(SymbolizerTest, PcsOutsideAnyMappingAreUnknown) {
 }
 
 TEST(SymbolizerTest, MissingFilesFromMapsTextAreReportedNotFatal) {
-  Result<Symbolizer> sym = Symbolizer::ForMapsText(testing::ReadFixture("proc_maps_edge_cases.txt"));
+  Result<Symbolizer> sym =
+      Symbolizer::ForMapsText(testing::ReadFixture("proc_maps_edge_cases.txt"));
   ASSERT_TRUE(sym.ok()) << sym.status().message();
   // Executable mappings only: server text, v8 code, libc text, plugin,
   // anonymous r-x, vdso, vsyscall.
@@ -249,6 +255,39 @@ TEST(SymbolizerTest, MissingFilesFromMapsTextAreReportedNotFatal) {
   EXPECT_THAT(m.load_error, HasSubstr("/opt/app/bin/server"));
   EXPECT_EQ(sym->main_mapping_index(), -1);
   EXPECT_TRUE(sym->Refresh().ok());  // nothing to re-read
+}
+
+// Maps text naming this test executable, with the inode given.
+std::string SelfMapsWithInode(uint64_t inode) {
+  Result<Symbolizer> live = Symbolizer::ForProcess();
+  EXPECT_TRUE(live.ok());
+  const MappingInfo& m = live->mappings()[static_cast<size_t>(live->main_mapping_index())];
+  char line[4200];
+  std::snprintf(line, sizeof line, "%lx-%lx r-xp %08lx 00:00 %lu %s\n",
+                static_cast<unsigned long>(m.start), static_cast<unsigned long>(m.limit),
+                static_cast<unsigned long>(m.file_offset), static_cast<unsigned long>(inode),
+                m.path.c_str());
+  return line;
+}
+
+TEST(SymbolizerTest, MapsTextUsesFilesOnlyIfTheInodeMatches) {
+  uint64_t pc = Pc(reinterpret_cast<void*>(&SymbolizerTestStaticFunction), 1);
+  struct stat st;
+  ASSERT_EQ(::stat("/proc/self/exe", &st), 0);
+  const uint64_t inode = st.st_ino;
+
+  Result<Symbolizer> same = Symbolizer::ForMapsText(SelfMapsWithInode(inode));
+  ASSERT_TRUE(same.ok()) << same.status().message();
+  EXPECT_EQ(same->Lookup(pc).function, "SymbolizerTestStaticFunction(int)");
+
+  // Another inode: the file at that path is another build now.
+  Result<Symbolizer> replaced = Symbolizer::ForMapsText(SelfMapsWithInode(inode + 1));
+  ASSERT_TRUE(replaced.ok());
+  SymbolizedPc s = replaced->Lookup(pc);
+  EXPECT_TRUE(s.function.empty());
+  ASSERT_GE(s.mapping_index, 0);
+  EXPECT_THAT(replaced->mappings()[static_cast<size_t>(s.mapping_index)].load_error,
+              HasSubstr("was replaced after it was mapped"));
 }
 
 TEST(SymbolizerTest, ProcessThatDoesNotExist) {

@@ -23,7 +23,7 @@ const RawSample* SampleWithBytesLabel(const RawProfile& p, int64_t bytes) {
   return nullptr;
 }
 
-TEST(TcmallocHeapTest, ProducesGosFourSampleTypes) {
+TEST(TcmallocHeapSampleTest, ProducesGosFourSampleTypes) {
   Result<RawProfile> p = ParseTcmallocHeapSample(ReadFixture("tcmalloc_heap_sample.txt"));
   ASSERT_TRUE(p.ok()) << p.status().message();
   ASSERT_EQ(p->sample_types.size(), 4u);
@@ -43,7 +43,7 @@ TEST(TcmallocHeapTest, ProducesGosFourSampleTypes) {
   EXPECT_THAT(p->drop_frames, ::testing::Contains("operator new*"));
 }
 
-TEST(TcmallocHeapTest, MergesIdenticalStacksAndUnsamplesToTheTrueTotal) {
+TEST(TcmallocHeapSampleTest, MergesIdenticalStacksAndUnsamplesToTheTrueTotal) {
   Result<RawProfile> p = ParseTcmallocHeapSample(ReadFixture("tcmalloc_heap_sample.txt"));
   ASSERT_TRUE(p.ok()) << p.status().message();
   // The fixture's program kept 400 blocks of 256 KiB from one call site
@@ -60,14 +60,14 @@ TEST(TcmallocHeapTest, MergesIdenticalStacksAndUnsamplesToTheTrueTotal) {
   EXPECT_GE(big->pcs.size(), 3u);
 }
 
-TEST(TcmallocHeapTest, SamplingOffSaysHowToTurnItOn) {
+TEST(TcmallocHeapSampleTest, SamplingOffSaysHowToTurnItOn) {
   Result<RawProfile> p = ParseTcmallocHeapSample(ReadFixture("tcmalloc_heap_sampling_off.txt"));
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), StatusCode::kUnavailable);
   EXPECT_THAT(p.status().message(), HasSubstr("TCMALLOC_SAMPLE_PARAMETER=524288"));
 }
 
-TEST(TcmallocHeapTest, MalformedLineIsNamed) {
+TEST(TcmallocHeapSampleTest, MalformedLineIsNamed) {
   Result<RawProfile> p = ParseTcmallocHeapSample(ReadFixture("tcmalloc_heap_sample_malformed.txt"));
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
@@ -75,7 +75,7 @@ TEST(TcmallocHeapTest, MalformedLineIsNamed) {
   EXPECT_THAT(p.status().message(), HasSubstr("0xZZZZ"));
 }
 
-TEST(TcmallocHeapTest, HandMadeLines) {
+TEST(TcmallocHeapSampleTest, HandMadeLines) {
   Result<RawProfile> p = ParseTcmallocHeapSample(
       "heap profile:      3:     3072 [     3:     3072] @ heap_v2/1024\n"
       "     2:     2048 [     2:     2048] @ 0x1000 0x2000\n"
@@ -87,11 +87,10 @@ TEST(TcmallocHeapTest, HandMadeLines) {
   ASSERT_EQ(p->samples.size(), 1u) << "same stack, same size: merged";
   const RawSample& s = p->samples[0];
   EXPECT_THAT(s.pcs, ElementsAre(0x1000u, 0x2000u));
-  // Each line: objects * 1/(1-e^-1) with a 1024-byte object and period.
+  // 3 objects of 1024 bytes at a 1024-byte period: scaled by 1/(1-e^-1).
   const double scale = 1.0 / (1.0 - std::exp(-1.0));
-  int64_t two = static_cast<int64_t>(2 * scale), one = static_cast<int64_t>(1 * scale);
-  EXPECT_EQ(s.values[2], two + one);
-  EXPECT_EQ(s.values[3], static_cast<int64_t>(2048 * scale) + static_cast<int64_t>(1024 * scale));
+  EXPECT_EQ(s.values[2], static_cast<int64_t>(3 * scale));
+  EXPECT_EQ(s.values[3], static_cast<int64_t>(3072 * scale));
   EXPECT_EQ(s.values[0], s.values[2]);
   ASSERT_EQ(s.labels.size(), 1u);
   EXPECT_EQ(s.labels[0].key, "bytes");
@@ -99,7 +98,7 @@ TEST(TcmallocHeapTest, HandMadeLines) {
   EXPECT_EQ(s.labels[0].num_unit, "bytes");
 }
 
-TEST(TcmallocHeapTest, HeapProfilerDumpsAreNotScaled) {
+TEST(TcmallocHeapSampleTest, HeapProfilerDumpsAreNotScaled) {
   Result<RawProfile> p = ParseTcmallocHeapSample(
       "heap profile:      1:      100 [     5:      500] @ heapprofile\n"
       "     1:      100 [     5:      500] @ 0x1000\n");
@@ -108,14 +107,14 @@ TEST(TcmallocHeapTest, HeapProfilerDumpsAreNotScaled) {
   EXPECT_THAT(p->samples[0].values, ElementsAre(5, 500, 1, 100));
 }
 
-TEST(TcmallocHeapTest, EmptySampleIsValid) {
+TEST(TcmallocHeapSampleTest, EmptySampleIsValid) {
   Result<RawProfile> p = ParseTcmallocHeapSample(
       "heap profile:      0:        0 [     0:        0] @ heap_v2/524288\n\nMAPPED_LIBRARIES:\n");
   ASSERT_TRUE(p.ok()) << p.status().message();
   EXPECT_TRUE(p->samples.empty());
 }
 
-TEST(TcmallocHeapTest, Errors) {
+TEST(TcmallocHeapSampleTest, Errors) {
   EXPECT_THAT(ParseTcmallocHeapSample("").status().message(), HasSubstr("no \"heap profile:\""));
   EXPECT_THAT(ParseTcmallocHeapSample("hello\n").status().message(),
               HasSubstr("expected the \"heap profile: ...\" header"));
@@ -134,9 +133,9 @@ TEST(TcmallocHeapTest, Errors) {
             StatusCode::kUnavailable);
 }
 
-TEST(TcmallocHeapTest, UnsampleHeapMatchesPprofsFormula) {
-  EXPECT_EQ(UnsampleHeap(0, 0, 524288), std::make_pair<int64_t, int64_t>(0, 0));
-  EXPECT_EQ(UnsampleHeap(3, 300, 1), std::make_pair<int64_t, int64_t>(3, 300));
+TEST(TcmallocHeapSampleTest, UnsampleHeapMatchesPprofsFormula) {
+  EXPECT_EQ(UnsampleHeap(0, 0, 524288), (std::pair<int64_t, int64_t>(0, 0)));
+  EXPECT_EQ(UnsampleHeap(3, 300, 1), (std::pair<int64_t, int64_t>(3, 300)));
   // Huge objects are always sampled: scale ~1.
   auto [objects, bytes] = UnsampleHeap(1, 100 << 20, 524288);
   EXPECT_EQ(objects, 1);

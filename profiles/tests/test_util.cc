@@ -1,9 +1,9 @@
 #include "test_util.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -42,7 +42,9 @@ std::string RunCommand(const std::string& command, int* exit_code) {
 }
 
 std::string MakeTempDir() {
-  std::string pattern = ::testing::TempDir() + "/sleuth_profiles_test.XXXXXX";
+  std::string base = ::testing::TempDir();
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  std::string pattern = base + "/sleuth_profiles_test.XXXXXX";
   char* dir = ::mkdtemp(pattern.data());
   EXPECT_NE(dir, nullptr) << "mkdtemp " << pattern;
   return dir != nullptr ? std::string(dir) : std::string();

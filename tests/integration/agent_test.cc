@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "harness.h"
-#include "pprof_oracle.h"
+#include "sleuth/testing/pprof_oracle.h"
 #include "sleuth/common/files.h"
 
 namespace sleuth::testing {
@@ -71,8 +71,8 @@ TEST(AgentCpu, RuleFiresAndTheHotFunctionDominates) {
   EXPECT_FALSE(meta["build_id"].get<std::string>().empty());
   EXPECT_NE(meta["executable"].get<std::string>().find("test_host"), std::string::npos);
 
-  auto profile = pprof_oracle::DecodePprofFile(cpu->base + ".pb.gz");
-  ASSERT_TRUE(profile.errors.empty()) << profile.errors.front();
+  auto profile = DecodePprofFile(cpu->base + ".pb.gz");
+  ASSERT_TRUE(profile.ok()) << profile.ErrorText();
   ASSERT_EQ(profile.sample_types.size(), 2u);
   EXPECT_EQ(profile.sample_types[0].type, "samples");
   EXPECT_EQ(profile.sample_types[0].unit, "count");
@@ -80,14 +80,14 @@ TEST(AgentCpu, RuleFiresAndTheHotFunctionDominates) {
   EXPECT_EQ(profile.sample_types[1].unit, "nanoseconds");
   EXPECT_EQ(profile.period_type.type, "cpu");
   EXPECT_GT(profile.duration_nanos, 0);
-  auto top = pprof_oracle::FlatTop(profile, "samples");
+  auto top = FlatTop(profile, "samples");
   ASSERT_FALSE(top.empty());
-  EXPECT_NE(top.front().first.find("BurnHotLoop"), std::string::npos)
-      << "top function was " << top.front().first;
+  EXPECT_NE(top.front().function.find("BurnHotLoop"), std::string::npos)
+      << "top function was " << top.front().function;
   int64_t total = 0, hot = 0;
-  for (const auto& [fn, v] : top) {
-    total += v;
-    if (fn.find("BurnHotLoop") != std::string::npos) hot += v;
+  for (const auto& fv : top) {
+    total += fv.value;
+    if (fv.function.find("BurnHotLoop") != std::string::npos) hot += fv.value;
   }
   // At 100 Hz for 1.5 s with one thread busy: ~150 samples, nearly all hot.
   EXPECT_GT(total, 50);
@@ -111,18 +111,18 @@ TEST(AgentThreads, EveryThreadIsInTheDumpWithItsName) {
   json meta = json::parse(d->sidecar_json);
   EXPECT_EQ(meta["reason"], "manual");
 
-  auto profile = pprof_oracle::DecodePprofFile(d->base + ".pb.gz");
-  ASSERT_TRUE(profile.errors.empty()) << profile.errors.front();
+  auto profile = DecodePprofFile(d->base + ".pb.gz");
+  ASSERT_TRUE(profile.ok()) << profile.ErrorText();
   ASSERT_EQ(profile.sample_types.size(), 1u);
   EXPECT_EQ(profile.sample_types[0].type, "threads");
   int parked = 0;
   for (const auto& s : profile.samples) {
-    auto name = s.labels.find("thread_name");
-    if (name == s.labels.end() || name->second.rfind("parked-", 0) != 0) continue;
+    std::string name = s.Label("thread_name");
+    if (name.rfind("parked-", 0) != 0) continue;
     bool in_body = false;
     for (const auto& fn : s.stack)
       if (fn.find("ParkedThreadBody") != std::string::npos) in_body = true;
-    EXPECT_TRUE(in_body) << name->second << " stack lacks ParkedThreadBody";
+    EXPECT_TRUE(in_body) << name << " stack lacks ParkedThreadBody";
     EXPECT_TRUE(s.num_labels.count("thread_id")) << "thread_id label missing";
     parked++;
   }
@@ -143,20 +143,20 @@ TEST(AgentHeap, LeakingCallSiteTopsInuseSpaceUnderTcmalloc) {
   EXPECT_EQ(r.out, "leak: 64 MiB kept (dump request 0)\n") << Diagnostics(r);
   const DumpFiles* d = FindKind(FindDumps(dir), "heap");
   ASSERT_NE(d, nullptr) << Diagnostics(r);
-  auto profile = pprof_oracle::DecodePprofFile(d->base + ".pb.gz");
-  ASSERT_TRUE(profile.errors.empty()) << profile.errors.front();
+  auto profile = DecodePprofFile(d->base + ".pb.gz");
+  ASSERT_TRUE(profile.ok()) << profile.ErrorText();
   std::vector<std::string> types;
   for (const auto& t : profile.sample_types) types.push_back(t.type + "/" + t.unit);
   EXPECT_EQ(types, (std::vector<std::string>{"alloc_objects/count", "alloc_space/bytes",
                                              "inuse_objects/count", "inuse_space/bytes"}));
-  auto top = pprof_oracle::FlatTop(profile, "inuse_space");
+  auto top = FlatTop(profile, "inuse_space");
   ASSERT_FALSE(top.empty());
   // Flat attribution lands in malloc's frames; the call site is what matters.
-  auto cum = pprof_oracle::CumulativeTop(profile, "inuse_space");
+  auto cum = CumulativeTop(profile, "inuse_space");
   int64_t leak = 0, total = 0;
-  for (const auto& [fn, v] : top) total += v;
-  for (const auto& [fn, v] : cum)
-    if (fn.find("LeakyAllocator") != std::string::npos) leak = v;
+  for (const auto& fv : top) total += fv.value;
+  for (const auto& fv : cum)
+    if (fv.function.find("LeakyAllocator") != std::string::npos) leak = fv.value;
   EXPECT_GT(leak * 10, total * 8) << "LeakyAllocator should account for >80% of inuse_space";
   // 64 MiB leaked; unsampled estimate within a factor of two.
   EXPECT_GT(leak, 32ll << 20);
@@ -184,8 +184,8 @@ TEST(AgentHeap, WithoutTcmallocAMemoryDumpStillLeavesEvidence) {
   for (const auto& n : meta["notes"])
     if (n.get<std::string>().find("tcmalloc") != std::string::npos) noted = true;
   EXPECT_TRUE(noted) << meta.dump(2);
-  auto profile = pprof_oracle::DecodePprofFile(d->base + ".pb.gz");
-  ASSERT_TRUE(profile.errors.empty()) << profile.errors.front();
+  auto profile = DecodePprofFile(d->base + ".pb.gz");
+  ASSERT_TRUE(profile.ok()) << profile.ErrorText();
   EXPECT_FALSE(profile.samples.empty());
 }
 

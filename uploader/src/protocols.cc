@@ -167,6 +167,7 @@ HttpRequest BuildPyroscopePush(std::string_view base_url, const DumpMeta& meta,
 std::string IngestName(const DumpMeta& meta) {
   std::map<std::string, std::string> labels;
   for (const auto& [name, value] : meta.labels) labels[SanitizeLabelName(name)] = value;
+  labels.erase("service_name");  // the service is the name before the braces
   labels["hostname"] = meta.hostname;
   labels["pid"] = std::to_string(meta.pid);
   labels["sleuth_event_id"] = meta.event_id;
@@ -175,7 +176,7 @@ std::string IngestName(const DumpMeta& meta) {
   std::string name = IngestSafe(meta.service) + "{";
   bool first = true;
   for (const auto& [key, value] : labels) {
-    if (key.rfind("__", 0) == 0) continue;
+    if (key.rfind("__", 0) == 0 || value.empty()) continue;
     if (!first) name += ',';
     first = false;
     name += key;

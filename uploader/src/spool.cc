@@ -15,7 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <queue>
-#include <set>
+#include <map>
 #include <utility>
 
 #include "sleuth/common/files.h"
@@ -549,8 +549,11 @@ Status Spool::ForEachUndelivered(const std::function<void(const Undelivered&)>& 
 
 namespace {
 std::mutex g_locked_mu;
-std::set<std::string>& LockedDirs() {
-  static std::set<std::string> dirs;
+// Directories locked by this process, with the pid that locked them: a
+// fork()ed child inherits this memory but not the record locks, so it
+// ignores its parent's entries.
+std::map<std::string, pid_t>& LockedDirs() {
+  static std::map<std::string, pid_t> dirs;
   return dirs;
 }
 }  // namespace
@@ -591,7 +594,7 @@ Result<SpoolLock> SpoolLock::TryAcquire(const std::string& dump_dir) {
   // is refused here, and before any open(): closing any descriptor of the
   // lock file would drop the lock the first one holds.
   std::lock_guard<std::mutex> lock(g_locked_mu);
-  if (LockedDirs().count(key) != 0) {
+  if (auto it = LockedDirs().find(key); it != LockedDirs().end() && it->second == ::getpid()) {
     return Status(StatusCode::kBusy, "another uploader in this process is already shipping " +
                                          dump_dir);
   }
@@ -617,7 +620,7 @@ Result<SpoolLock> SpoolLock::TryAcquire(const std::string& dump_dir) {
   if (::ftruncate(fd.get(), 0) == 0) {
     [[maybe_unused]] ssize_t n = ::pwrite(fd.get(), pid.data(), pid.size(), 0);
   }
-  LockedDirs().insert(key);
+  LockedDirs()[key] = ::getpid();
   SpoolLock out;
   out.fd_ = fd.release();
   out.key_ = std::move(key);

@@ -66,6 +66,10 @@ struct SinkState {
   int in_flight = 0;
   Nanos next_attempt{0};  // monotonic; backoff or Retry-After
   int failures = 0;       // consecutive transient failures
+  // Whether the sink has answered at all since start. Until it has, and
+  // while it fails, one request at a time probes it: a backend that is down
+  // or refuses our credentials sees one request, not `concurrency` of them.
+  bool answered = false;
   Nanos failing_since{0};
   Nanos last_failure_log{0};
   bool given_up = false;          // one-shot mode only
@@ -177,7 +181,9 @@ struct Uploader::Impl {
   void SetAsideInvalid(size_t sink, const std::string& base, const std::string& reason);
   void Settled(const std::string& base, uint64_t bytes);
 
-  int Limit(const SinkState& s) const { return s.failures > 0 ? 1 : std::max(1, config.concurrency); }
+  int Limit(const SinkState& s) const {
+    return s.failures > 0 || !s.answered ? 1 : std::max(1, config.concurrency);
+  }
   void Log(log::Level level, const std::string& message) const {
     if (log::Enabled(level)) log::Write(level, redactor.Redact("upload: " + message));
   }
@@ -768,6 +774,7 @@ void Uploader::Impl::OnDelivered(Transfer& t, long status) {
                                std::to_string(s.failures) + " failed attempts");
   }
   s.failures = 0;
+  s.answered = true;
   s.next_attempt = Nanos(0);
   SetLastError(t.sink, {});
   Log(log::Level::kDebug, "delivered " + base + " to sink " + s.sink.name);
@@ -817,6 +824,7 @@ void Uploader::Impl::OnRejected(Transfer& t, long status, const std::string& mes
                                        answer + "\n");
   s.queued.erase(base);
   s.failures = 0;
+  s.answered = !sink_level;  // a refused sink is probed again, one request at a time
   Status set_aside = spool->MarkRejected(t.sink, base, reason);
   if (set_aside.code() == StatusCode::kNotFound) {
     OnVanished(t.sink, base);

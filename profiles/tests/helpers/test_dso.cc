@@ -8,7 +8,9 @@ __attribute__((noinline)) static int LocalHelper(int x) {
   return x * 3 + 1;
 }
 
-__attribute__((noinline)) int Exported(int x) { return LocalHelper(x) + 2; }
+__attribute__((noinline)) int Exported(int x) {
+  return LocalHelper(x) + 2;
+}
 
 }  // namespace sleuth_test_dso
 

@@ -57,7 +57,8 @@ class Decoder {
     IndexTables();
 
     for (const auto& t : p_.sample_type()) {
-      out_.sample_types.push_back({Str(t.type(), "sample_type.type"), Str(t.unit(), "sample_type.unit")});
+      out_.sample_types.push_back(
+          {Str(t.type(), "sample_type.type"), Str(t.unit(), "sample_type.unit")});
     }
     if (p_.has_period_type()) {
       out_.period_type = {Str(p_.period_type().type(), "period_type.type"),
@@ -208,8 +209,9 @@ class Decoder {
 std::vector<FunctionValue> Sorted(const std::map<std::string, int64_t>& sums) {
   std::vector<FunctionValue> out;
   for (const auto& [name, value] : sums) out.push_back({name, value});
-  std::stable_sort(out.begin(), out.end(),
-                   [](const FunctionValue& a, const FunctionValue& b) { return a.value > b.value; });
+  std::stable_sort(out.begin(), out.end(), [](const FunctionValue& a, const FunctionValue& b) {
+    return a.value > b.value;
+  });
   return out;
 }
 

@@ -223,11 +223,15 @@ INSTANTIATE_TEST_SUITE_P(
         BrokenCase{"UnknownDefaultSampleType",
                    [](sleuth_oracle::Profile* p) { p->set_default_sample_type(5); },
                    "default_sample_type \"main\""},
-        BrokenCase{"LabelWithoutKey",
-                   [](sleuth_oracle::Profile* p) { p->mutable_sample(0)->mutable_label(0)->set_key(0); },
-                   "label without a key"},
+        BrokenCase{
+            "LabelWithoutKey",
+            [](sleuth_oracle::Profile* p) { p->mutable_sample(0)->mutable_label(0)->set_key(0); },
+            "label without a key"},
         BrokenCase{"SamplesWithoutTypes",
-                   [](sleuth_oracle::Profile* p) { p->clear_sample_type(); p->clear_default_sample_type(); },
+                   [](sleuth_oracle::Profile* p) {
+                     p->clear_sample_type();
+                     p->clear_default_sample_type();
+                   },
                    "no sample types"}),
     [](const ::testing::TestParamInfo<BrokenCase>& info) { return info.param.name; });
 

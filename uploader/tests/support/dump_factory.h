@@ -18,7 +18,7 @@ struct DumpSpec {
   int64_t pid = 4242;
   std::string kind = "cpu";  // cpu | heap | memory | threads
   std::string reason = "abs";
-  int64_t time_unix_nanos = 1'764'497'702'123'000'000;  // 2025-11-30T10:01:42.123Z
+  int64_t time_unix_nanos = 1'764'497'702'123'000'000;  // 2025-11-30T10:15:02.123Z
   std::map<std::string, std::string> labels = {{"env", "test"}};
   std::string hostname = "testhost";
   // Extra functions in the profile, to make it bigger (about 40 bytes each

@@ -20,6 +20,9 @@
 #ifndef SLEUTH_UPLOADER_RECEIVER
 #error "SLEUTH_UPLOADER_RECEIVER must name receiver.py"
 #endif
+#ifndef SLEUTH_PYTHON3
+#define SLEUTH_PYTHON3 "/usr/bin/python3"
+#endif
 
 namespace sleuth::uploader::testing {
 namespace {
@@ -60,7 +63,7 @@ Result<std::unique_ptr<ReceiverProcess>> ReceiverProcess::Start(const Options& o
   SLEUTH_RETURN_IF_ERROR(MakeDirs(options.record_dir, 0700));
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus("pipe2", errno);
-  std::vector<std::string> args = {"python3", SLEUTH_UPLOADER_RECEIVER, "--dir",
+  std::vector<std::string> args = {SLEUTH_PYTHON3, SLEUTH_UPLOADER_RECEIVER, "--dir",
                                    options.record_dir, "--port", std::to_string(options.port)};
   if (!options.save_bodies) args.push_back("--no-save-bodies");
   if (!options.script_json.empty()) {
@@ -74,7 +77,7 @@ Result<std::unique_ptr<ReceiverProcess>> ReceiverProcess::Start(const Options& o
   if (pid < 0) return ErrnoStatus("fork", errno);
   if (pid == 0) {
     ::dup2(out[1], STDOUT_FILENO);
-    ::execvp("python3", argv.data());
+    ::execv(SLEUTH_PYTHON3, argv.data());
     ::_exit(127);
   }
   ::close(out[1]);
@@ -154,6 +157,33 @@ std::vector<RecordedRequest> ReceiverProcess::Requests() const {
   std::sort(out.begin(), out.end(),
             [](const RecordedRequest& a, const RecordedRequest& b) { return a.seq < b.seq; });
   return out;
+}
+
+std::map<std::string, FormPart> ParseMultipart(const std::string& body,
+                                               const std::string& content_type) {
+  std::map<std::string, FormPart> parts;
+  size_t at = content_type.find("boundary=");
+  if (at == std::string::npos) return parts;
+  std::string delimiter = "--" + content_type.substr(at + 9);
+  size_t pos = body.find(delimiter);
+  while (pos != std::string::npos) {
+    size_t start = pos + delimiter.size();
+    if (body.compare(start, 2, "--") == 0) break;  // the closing delimiter
+    if (body.compare(start, 2, "\r\n") != 0) return {};
+    start += 2;
+    size_t next = body.find("\r\n" + delimiter, start);
+    if (next == std::string::npos) return {};
+    std::string part = body.substr(start, next - start);
+    size_t blank = part.find("\r\n\r\n");
+    if (blank == std::string::npos) return {};
+    FormPart form{part.substr(0, blank), part.substr(blank + 4)};
+    size_t name_at = form.headers.find("name=\"");
+    if (name_at == std::string::npos) return {};
+    name_at += 6;
+    parts[form.headers.substr(name_at, form.headers.find('"', name_at) - name_at)] = form;
+    pos = next + 2;
+  }
+  return parts;
 }
 
 Result<int> PickFreePort() {

@@ -67,6 +67,17 @@ class ReceiverProcess {
   std::string record_dir_;
 };
 
+struct FormPart {
+  std::string headers;  // the part's header lines
+  std::string content;
+};
+
+// Splits a multipart/form-data body by the boundary named in
+// `content_type`; parts by their name="..." parameter. Empty on malformed
+// input.
+std::map<std::string, FormPart> ParseMultipart(const std::string& body,
+                                               const std::string& content_type);
+
 // A TCP port on 127.0.0.1 that was free a moment ago (for a server started
 // later: the "connection refused, then the server appears" case).
 [[nodiscard]] Result<int> PickFreePort();

@@ -25,9 +25,13 @@ struct SamplerOptions {
   // walks every mapping under the target's mmap lock, so it costs more on
   // processes with many mappings.
   bool use_smaps_rollup = false;
-  // How often limits are re-read. Zero re-reads them every Sample(); the
-  // default re-reads them on every tick spaced at least this far apart
-  // (limits change rarely, e.g. `docker update`, but do change).
+  // How often limits are re-read (on the first Sample() at least this long
+  // after the last read; zero = every Sample()). Limits change rarely (e.g.
+  // `docker update`) but do change. Measured on the loaded 2-core dev VM: a
+  // sample without limits reads 2 files in ~70 us; re-reading limits reads
+  // ~12 (mountinfo the largest) in ~0.7 ms. Every tick would make sampling
+  // ~10x dearer; every 10 s adds about as much as sampling at 1 s costs
+  // (together ~0.015% of a core) and sees a change within 10 s.
   std::chrono::nanoseconds limits_refresh_interval = std::chrono::seconds(10);
   // sysconf(_SC_CLK_TCK) and sysconf(_SC_PAGESIZE) when 0; tests set them to
   // match a fake tree.

@@ -26,8 +26,8 @@ struct GperftoolsCpuProfile {
   // duration_nanos and thread labels are not in the file: the caller sets
   // them.
   RawProfile profile;
-  int64_t period_us = 0;   // sampling period from the header
-  std::string maps_text;   // the /proc/self/maps text after the trailer
+  int64_t period_us = 0;  // sampling period from the header
+  std::string maps_text;  // the /proc/self/maps text after the trailer
 };
 
 // Errors say what is wrong and where (word index), e.g. a missing trailer

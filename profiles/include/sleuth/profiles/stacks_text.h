@@ -13,9 +13,9 @@ namespace sleuth::profiles {
 // "thread_id" and a string label "thread_name"), blocks separated by a
 // blank line:
 //   Thread 4242 (worker-1):
-//   #0  0x00007f3a1c2d4e1f in __futex_abstimed_wait_common () from /usr/lib/x86_64-linux-gnu/libc.so.6
-//   #1  0x000055d0c1a2b3c4 in Worker::Run() from /opt/app/bin/server
-//   #2  0x00007f3a1c2d8044 in ?? () from /usr/lib/x86_64-linux-gnu/libc.so.6
+//   #0  0x00007f3a1c2d4e1f in __futex_abstimed_wait_common () from
+//   /usr/lib/x86_64-linux-gnu/libc.so.6 #1  0x000055d0c1a2b3c4 in Worker::Run() from
+//   /opt/app/bin/server #2  0x00007f3a1c2d8044 in ?? () from /usr/lib/x86_64-linux-gnu/libc.so.6
 // C names get gdb's " ()"; demangled C++ names already end in their
 // parameter list. Unknown functions print as "??", pcs outside any executable mapping
 // without "from"; samples that carry names instead of pcs print the names.

@@ -13,7 +13,9 @@
 //
 // Thread-safety: thread-compatible. Lookup() fills the cache, so one
 // Symbolizer must be used by one thread at a time (the agent's dump worker);
-// distinct Symbolizers share nothing. No global state. Not async-signal-safe
+// distinct Symbolizers share nothing. No global state and no locks, so a
+// fork never inherits a half-held one; but the pid is fixed at construction:
+// a forked child that profiles itself needs its own Symbolizer. Not async-signal-safe
 // (it allocates, opens files and mmaps): never call it from a signal handler.
 #pragma once
 
@@ -52,10 +54,10 @@ struct MappingInfo {
 };
 
 struct SymbolizedPc {
-  int mapping_index = -1;    // into Symbolizer::mappings(); -1: in no executable mapping
-  std::string function;      // demangled name; empty when unknown
-  std::string system_name;   // the name as in the symbol table (mangled)
-  uint64_t elf_vaddr = 0;    // the pc in the file's own address space, when known
+  int mapping_index = -1;   // into Symbolizer::mappings(); -1: in no executable mapping
+  std::string function;     // demangled name; empty when unknown
+  std::string system_name;  // the name as in the symbol table (mangled)
+  uint64_t elf_vaddr = 0;   // the pc in the file's own address space, when known
 };
 
 class Symbolizer {
@@ -63,13 +65,15 @@ class Symbolizer {
   // Reads /proc/<pid>/maps now (pid 0 means this process). Files are opened
   // later, on first lookup, through /proc/<pid>/root (so a process in
   // another mount namespace is read from its own files) and, when that path
-  // is gone or holds another inode (deleted, replaced), through
-  // /proc/<pid>/map_files.
+  // is gone or holds another inode (deleted, or replaced by an upgrade),
+  // through /proc/<pid>/map_files (which needs CAP_CHECKPOINT_RESTORE or
+  // CAP_SYS_ADMIN on most kernels). A file whose inode differs from the
+  // mapped one is never used: its symbols would be another build's.
   static Result<Symbolizer> ForProcess(pid_t pid = 0);
 
   // A symbolizer over maps text captured earlier (e.g. the maps section of a
   // gperftools profile). Files are opened at `root` + path ("" = this
-  // filesystem).
+  // filesystem), and only used if their inode is the one in the text.
   static Result<Symbolizer> ForMapsText(std::string_view maps_text, std::string root = "");
 
   Symbolizer(Symbolizer&&) noexcept;
@@ -102,9 +106,9 @@ class Symbolizer {
   Status Load(std::string_view maps_text);
   std::shared_ptr<const CachedFile> OpenAndParse(const MappingInfo& m);
 
-  pid_t pid_ = 0;        // 0 when built from maps text
-  std::string root_;     // prefix for file paths
-  std::string exe_path_; // readlink of /proc/<pid>/exe, for main_mapping_index_
+  pid_t pid_ = 0;         // 0 when built from maps text
+  std::string root_;      // prefix for file paths
+  std::string exe_path_;  // readlink of /proc/<pid>/exe, for main_mapping_index_
   std::vector<MappingInfo> mappings_;
   std::vector<std::shared_ptr<const CachedFile>> files_;  // parallel to mappings_
   int main_mapping_index_ = -1;

@@ -47,11 +47,11 @@ struct DecodedValueType {
 };
 
 struct DecodedSample {
-  std::vector<int64_t> values;  // one per DecodedProfile::sample_types
-  std::map<std::string, std::vector<std::string>> labels;    // string labels
-  std::map<std::string, std::vector<int64_t>> num_labels;    // numeric labels
-  std::map<std::string, std::vector<std::string>> num_units; // units of num_labels, "" if none
-  std::vector<std::string> stack;          // function names, leaf first
+  std::vector<int64_t> values;                             // one per DecodedProfile::sample_types
+  std::map<std::string, std::vector<std::string>> labels;  // string labels
+  std::map<std::string, std::vector<int64_t>> num_labels;  // numeric labels
+  std::map<std::string, std::vector<std::string>> num_units;  // units of num_labels, "" if none
+  std::vector<std::string> stack;                             // function names, leaf first
   std::vector<uint64_t> addresses;         // location addresses, leaf first (one per location)
   std::vector<std::string> mapping_files;  // per location: mapping filename, "" without mapping
 
