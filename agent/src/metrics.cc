@@ -15,6 +15,12 @@ prometheus::Gauge& NewGauge(prometheus::Registry& r, const char* name, const cha
   return prometheus::BuildGauge().Name(name).Help(help).Register(r).Add({});
 }
 
+const prometheus::Histogram::BucketBoundaries& CaptureBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+  return kBuckets;
+}
+
 }  // namespace
 
 // The registry is built first; members below refer into it.
@@ -56,9 +62,15 @@ AgentMetrics::AgentMetrics(std::shared_ptr<prometheus::Registry> r)
       capture_seconds_(prometheus::BuildHistogram()
                            .Name("sleuth_dump_capture_seconds")
                            .Help("Time to capture, encode and write one dump, by kind")
-                           .Register(*registry_)) {}
+                           .Register(*registry_)) {
+  // Every kind's histogram exists from the start, so a scrape shows zeros
+  // rather than nothing before the first dump.
+  for (const char* kind : {"cpu", "heap", "threads", "memory"})
+    capture_seconds_.Add({{"kind", kind}}, CaptureBuckets());
+}
 
 AgentMetrics::~AgentMetrics() = default;
+
 
 Status AgentMetrics::Serve(const std::string& listen) {
   try {
@@ -84,9 +96,7 @@ void AgentMetrics::CountSuppressed(const std::string& metric, const std::string&
 }
 
 void AgentMetrics::ObserveCaptureSeconds(const std::string& kind, double seconds) {
-  static const prometheus::Histogram::BucketBoundaries kBuckets = {
-      0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-  capture_seconds_.Add({{"kind", kind}}, kBuckets).Observe(seconds);
+  capture_seconds_.Add({{"kind", kind}}, CaptureBuckets()).Observe(seconds);
 }
 
 }  // namespace sleuth::agent

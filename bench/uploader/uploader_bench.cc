@@ -173,7 +173,8 @@ Run Ship(const std::string& dir, const std::string& url, const std::string& prot
 void Report(const char* receiver, const Run& run, int connections) {
   std::printf("%-28s %6llu dumps in %6.2f s = %7.0f dumps/s, %d TCP connection(s)\n", receiver,
               static_cast<unsigned long long>(run.delivered), run.seconds,
-              run.seconds > 0 ? static_cast<double>(run.delivered) / run.seconds : 0.0, connections);
+              run.seconds > 0 ? static_cast<double>(run.delivered) / run.seconds : 0.0,
+              connections);
 }
 
 }  // namespace
@@ -183,11 +184,16 @@ int main(int argc, char** argv) {
   std::string protocol = "pyroscope", receiver = "both";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--dumps") dumps = std::stoi(value);
-    else if (flag == "--rss-dumps") rss_dumps = std::stoi(value);
-    else if (flag == "--concurrency") concurrency = std::stoi(value);
-    else if (flag == "--protocol") protocol = value;
-    else if (flag == "--receiver") receiver = value;
+    if (flag == "--dumps")
+      dumps = std::stoi(value);
+    else if (flag == "--rss-dumps")
+      rss_dumps = std::stoi(value);
+    else if (flag == "--concurrency")
+      concurrency = std::stoi(value);
+    else if (flag == "--protocol")
+      protocol = value;
+    else if (flag == "--receiver")
+      receiver = value;
     else if (flag == "--child-ship") {
       // The RSS measurement: a fresh process that only ships `value`.
       std::string url = i + 2 < argc ? argv[i + 2] : "";
@@ -253,8 +259,9 @@ int main(int argc, char** argv) {
     double seconds = 0;
     long kib = 0;
     if (std::sscanf(line.c_str(), "%llu %lf %ld", &delivered, &seconds, &kib) == 3) {
-      std::printf("peak RSS shipping %d queued dumps: %ld KiB (%.1f MiB); %llu delivered in %.2f s\n",
-                  rss_dumps, kib, kib / 1024.0, delivered, seconds);
+      std::printf(
+          "peak RSS shipping %d queued dumps: %ld KiB (%.1f MiB); %llu delivered in %.2f s\n",
+          rss_dumps, kib, kib / 1024.0, delivered, seconds);
     } else {
       std::printf("RSS child failed: %s\n", line.c_str());
     }

@@ -11,12 +11,12 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "process_lock.h"
 #include "sleuth/common/files.h"
 #include "sleuth/profiles/gperftools_cpu.h"
 
@@ -28,8 +28,8 @@ constexpr const char* kLibprofilerHandlerSymbol =
     "_ZN14ProfileHandler13SignalHandlerEiP9siginfo_tPv";
 
 // Serializes Collect() across all CpuProfiler instances: libprofiler is one
-// per process.
-std::mutex g_profile_mutex;
+// per process. Not a mutex, so a child forked mid-profile is not locked out.
+constinit std::atomic<pid_t> g_profile_owner_pid{0};
 
 std::string DescribeFunction(void* address) {
   Dl_info info{};
@@ -191,8 +191,8 @@ Result<Capture> CpuProfiler::Collect(const CaptureRequest& request) {
   if (request.duration <= std::chrono::nanoseconds::zero()) {
     return InvalidArgument("cpu profile duration must be positive");
   }
-  std::unique_lock lock(g_profile_mutex, std::try_to_lock);
-  if (!lock.owns_lock()) {
+  internal::ScopedProcessTryLock lock(g_profile_owner_pid);
+  if (!lock.locked()) {
     return Status(StatusCode::kBusy, "a CPU profile is already being captured in this process");
   }
   try {

@@ -1,6 +1,5 @@
 #include "sleuth/capture/heap_profiler.h"
 
-#include <gperftools/malloc_extension.h>
 #include <time.h>
 
 #include <atomic>
@@ -54,8 +53,7 @@ Result<Capture> HeapProfiler::Collect(const CaptureRequest&) {
     const internal::Tcmalloc tcmalloc = internal::FindTcmalloc();
     SLEUTH_RETURN_IF_ERROR(CheckSampling(tcmalloc));
     const int64_t time_nanos = WallNowNanos();
-    std::string text;
-    tcmalloc.extension->GetHeapSample(&text);
+    const std::string text = internal::HeapSampleText(tcmalloc);
     // A gperftools without the exported flag: the text says it instead.
     if (text.rfind("%warn", 0) == 0) return SamplingOff();
     SLEUTH_ASSIGN_OR_RETURN(profiles::RawProfile profile, profiles::ParseTcmallocHeapSample(text));

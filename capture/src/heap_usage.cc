@@ -1,6 +1,5 @@
 #include "sleuth/capture/heap_usage.h"
 
-#include <gperftools/malloc_extension.h>
 #include <malloc.h>
 
 #include "tcmalloc_access.h"
@@ -20,8 +19,7 @@ std::string_view HeapSourceName(HeapSource source) {
 HeapUsage HeapInUseBytes() {
   internal::Tcmalloc tcmalloc = internal::FindTcmalloc();
   size_t allocated_bytes = 0;
-  if (tcmalloc.extension != nullptr &&
-      tcmalloc.extension->GetNumericProperty("generic.current_allocated_bytes", &allocated_bytes)) {
+  if (tcmalloc.extension != nullptr && internal::AllocatedBytes(tcmalloc, &allocated_bytes)) {
     return {allocated_bytes, HeapSource::kTcmalloc};
   }
   // uordblks: bytes in use in the arenas; hblkhd: bytes in mmap'd chunks.

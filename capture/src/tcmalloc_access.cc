@@ -15,6 +15,18 @@ constexpr const char* kSampleParameterSymbol =
     "_ZN61FLAG__namespace_do_not_use_directly_use_DECLARE_int64_instead"
     "31FLAGS_tcmalloc_sample_parameterE";
 
+// Virtual calls on an object of a class whose typeinfo is not linked in:
+// UBSan's vptr check cannot verify them and would need that typeinfo.
+__attribute__((no_sanitize("vptr"))) bool CallGetNumericProperty(MallocExtension* extension,
+                                                                 const char* name, size_t* value) {
+  return extension->GetNumericProperty(name, value);
+}
+
+__attribute__((no_sanitize("vptr"))) void CallGetHeapSample(MallocExtension* extension,
+                                                            std::string* text) {
+  extension->GetHeapSample(text);
+}
+
 }  // namespace
 
 Tcmalloc FindTcmalloc() {
@@ -39,7 +51,7 @@ Tcmalloc FindTcmalloc() {
   MallocExtension* extension = instance();
   size_t allocated_bytes = 0;
   if (extension == nullptr ||
-      !extension->GetNumericProperty("generic.current_allocated_bytes", &allocated_bytes)) {
+      !CallGetNumericProperty(extension, "generic.current_allocated_bytes", &allocated_bytes)) {
     found.absent_reason =
         "tcmalloc (" + found.library_path + ") does not answer generic.current_allocated_bytes";
     return found;
@@ -56,6 +68,20 @@ int64_t SamplePeriodBytes(const Tcmalloc& tcmalloc) {
   if (tcmalloc.sample_parameter == nullptr) return -1;
   // tcmalloc reads it unsynchronized; an aligned 8-byte load is atomic here.
   return std::atomic_ref<int64_t>(*tcmalloc.sample_parameter).load(std::memory_order_relaxed);
+}
+
+}  // namespace sleuth::capture::internal
+
+namespace sleuth::capture::internal {
+
+bool AllocatedBytes(const Tcmalloc& tcmalloc, size_t* bytes) {
+  return CallGetNumericProperty(tcmalloc.extension, "generic.current_allocated_bytes", bytes);
+}
+
+std::string HeapSampleText(const Tcmalloc& tcmalloc) {
+  std::string text;
+  CallGetHeapSample(tcmalloc.extension, &text);
+  return text;
 }
 
 }  // namespace sleuth::capture::internal

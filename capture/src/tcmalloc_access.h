@@ -2,6 +2,7 @@
 // Thread-safety: thread safe (dlsym/dladdr only).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -29,5 +30,11 @@ Tcmalloc FindTcmalloc();
 
 // Current sampling period in bytes (0 = off), or -1 when unknown.
 int64_t SamplePeriodBytes(const Tcmalloc& tcmalloc);
+
+// The only calls made into MallocExtension, through its vtable. Kept here so
+// that no other file touches the class (UBSan's vptr check would need its
+// typeinfo, which lives in tcmalloc). `tcmalloc.extension` must be set.
+bool AllocatedBytes(const Tcmalloc& tcmalloc, size_t* bytes);
+std::string HeapSampleText(const Tcmalloc& tcmalloc);
 
 }  // namespace sleuth::capture::internal

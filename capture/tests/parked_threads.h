@@ -57,12 +57,12 @@ inline pid_t Gettid() {
 }
 
 // Starts `count` threads named "<prefix><i>", each parked in
-// SleuthParkedInKnownFunction until the object is destroyed. A thread with
-// `block_all_signals` runs with every signal blocked until Unblock().
+// SleuthParkedInKnownFunction until the object is destroyed. SetBlocked()
+// makes them block (or unblock) every signal, the way many thread pools run.
 class ParkedThreads {
  public:
   explicit ParkedThreads(int count, std::string prefix = "park-", bool block_all_signals = false)
-      : prefix_(std::move(prefix)), block_all_signals_(block_all_signals) {
+      : prefix_(std::move(prefix)), want_blocked_(block_all_signals ? 1 : 0) {
     tids_.resize(static_cast<size_t>(count));
     threads_.resize(static_cast<size_t>(count));
     pthread_attr_t attr;
@@ -75,17 +75,7 @@ class ParkedThreads {
       if (pthread_create(&threads_[i], &attr, &ParkedThreads::Main, &args_[i]) != 0) abort();
     }
     pthread_attr_destroy(&attr);
-    while (true) {
-      const uint32_t seen = ready_.load();
-      if (static_cast<int>(seen) >= count) break;
-      syscall(SYS_futex, reinterpret_cast<uint32_t*>(&ready_), FUTEX_WAIT_PRIVATE, seen, nullptr,
-              nullptr, 0);
-    }
-    // Ready is said just before parking; wait until each thread really
-    // sleeps, which after that point it only does in the parking function.
-    for (pid_t tid : tids_) {
-      while (StateOf(tid) != 'S') sched_yield();
-    }
+    WaitForAcks(static_cast<uint32_t>(count));
   }
   ~ParkedThreads() {
     stop_.store(1);
@@ -98,12 +88,13 @@ class ParkedThreads {
   const std::vector<pid_t>& tids() const { return tids_; }
   std::string NameOf(size_t i) const { return prefix_ + std::to_string(i); }
 
-  // Lets the threads unblock their signals; returns once all have.
-  void Unblock() {
-    if (!block_all_signals_) return;
-    unblock_.store(1);
+  // Makes every thread block (or unblock) all signals; returns once all are
+  // parked again with the new mask.
+  void SetBlocked(bool blocked) {
+    const uint32_t acks = acks_.load();
+    want_blocked_.store(blocked ? 1 : 0);
     Wake();
-    while (unblocked_.load() < static_cast<int>(threads_.size())) sched_yield();
+    WaitForAcks(acks + static_cast<uint32_t>(threads_.size()));
   }
 
  private:
@@ -120,6 +111,20 @@ class ParkedThreads {
     return n > 0 && close_paren != nullptr && close_paren[1] == ' ' ? close_paren[2] : '?';
   }
 
+  // Waits until `target` acknowledgements arrived, then until each thread
+  // sleeps, which after acknowledging it only does in the parking function.
+  void WaitForAcks(uint32_t target) {
+    while (true) {
+      const uint32_t seen = acks_.load();
+      if (seen >= target) break;
+      syscall(SYS_futex, reinterpret_cast<uint32_t*>(&acks_), FUTEX_WAIT_PRIVATE, seen, nullptr,
+              nullptr, 0);
+    }
+    for (pid_t tid : tids_) {
+      while (StateOf(tid) != 'S') sched_yield();
+    }
+  }
+
   struct Arg {
     ParkedThreads* self;
     int index;
@@ -129,28 +134,30 @@ class ParkedThreads {
     syscall(SYS_futex, reinterpret_cast<uint32_t*>(&wake_), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr,
             nullptr, 0);
   }
+  void Ack() {
+    acks_.fetch_add(1);
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&acks_), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr,
+            0);
+  }
+  static void ApplyMask(int blocked) {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &all, nullptr);
+  }
   static void* Main(void* raw) {
     auto* arg = static_cast<Arg*>(raw);
     ParkedThreads* self = arg->self;
-    if (self->block_all_signals_) {
-      sigset_t all;
-      sigfillset(&all);
-      pthread_sigmask(SIG_BLOCK, &all, nullptr);
-    }
+    int blocked = self->want_blocked_.load();
+    ApplyMask(blocked);
     pthread_setname_np(pthread_self(), self->NameOf(static_cast<size_t>(arg->index)).c_str());
     self->tids_[static_cast<size_t>(arg->index)] = Gettid();
-    self->ready_.fetch_add(1);
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&self->ready_), FUTEX_WAKE_PRIVATE, 1, nullptr,
-            nullptr, 0);
-    bool unblocked = !self->block_all_signals_;
+    self->Ack();
     while (self->stop_.load() == 0) {
       const uint32_t seen = self->wake_.load();
-      if (!unblocked && self->unblock_.load() != 0) {
-        sigset_t all;
-        sigfillset(&all);
-        pthread_sigmask(SIG_UNBLOCK, &all, nullptr);
-        unblocked = true;
-        self->unblocked_.fetch_add(1);
+      if (const int want = self->want_blocked_.load(); want != blocked) {
+        ApplyMask(want);
+        blocked = want;
+        self->Ack();
         continue;
       }
       if (self->stop_.load() != 0) break;
@@ -160,15 +167,13 @@ class ParkedThreads {
   }
 
   std::string prefix_;
-  bool block_all_signals_;
   std::vector<pid_t> tids_;
   std::vector<pthread_t> threads_;
   std::vector<Arg> args_;
-  std::atomic<uint32_t> ready_{0};
+  std::atomic<uint32_t> acks_{0};
   std::atomic<uint32_t> wake_{0};
   std::atomic<int> stop_{0};
-  std::atomic<int> unblock_{0};
-  std::atomic<int> unblocked_{0};
+  std::atomic<int> want_blocked_;
 };
 
 }  // namespace sleuth::capture::testing

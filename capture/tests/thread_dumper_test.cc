@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
@@ -128,16 +129,16 @@ bool SignalPendingFor(pid_t tid, int signal) {
   return status.ok() && internal::HasSignal(status->pending_signals, signal);
 }
 
-TEST(ThreadDumperTest, ThreadBlockingTheSignalIsReportedAndLateAnswersAreIgnored) {
+TEST(ThreadDumperTest, ThreadBlockingTheSignalIsReportedAndNeverSignalled) {
   ParkedThreads parked(10);
   ParkedThreads blocked(1, "blocked-", /*block_all_signals=*/true);
   const pid_t blocked_tid = blocked.tids()[0];
   ThreadDumper dumper;
 
-  // First dump: the blocked thread is named, with a marker instead of a
-  // stack, and everyone else is dumped normally.
-  Capture first = MustDump(dumper);
-  std::map<pid_t, ThreadView> threads = ByTid(first.profile);
+  // The blocked thread is named, with a marker instead of a stack, and
+  // everyone else is dumped normally.
+  Capture capture = MustDump(dumper);
+  std::map<pid_t, ThreadView> threads = ByTid(capture.profile);
   ExpectAllParkedAnswered(threads, parked);
   ASSERT_TRUE(threads.count(blocked_tid));
   EXPECT_EQ(threads[blocked_tid].name, "blocked-0");
@@ -145,29 +146,48 @@ TEST(ThreadDumperTest, ThreadBlockingTheSignalIsReportedAndLateAnswersAreIgnored
   EXPECT_TRUE(threads[blocked_tid].pcs.empty());
   ASSERT_EQ(threads[blocked_tid].names.size(), 1u);
   EXPECT_NE(threads[blocked_tid].names[0].find("no stack"), std::string::npos);
-  ASSERT_FALSE(first.notes.empty());
-  EXPECT_NE(first.notes[0].find(std::to_string(blocked_tid)), std::string::npos);
+  ASSERT_FALSE(capture.notes.empty());
+  EXPECT_NE(capture.notes[0].find(std::to_string(blocked_tid)), std::string::npos);
+  // Seen blocking before anything was sent, it got no signal: none is left
+  // pending for a later execve to inherit with SIG_DFL.
+  EXPECT_FALSE(SignalPendingFor(blocked_tid, ThreadDumper::CurrentSignal()));
+}
 
-  // The signal stays queued for it. The next dump does not queue another
-  // one (real-time signals pile up) and says why.
+TEST(ThreadDumperTest, ThreadThatStartsBlockingIsReportedAndItsLateAnswerIgnored) {
+  ParkedThreads parked(10);
+  ParkedThreads turns(1, "turns-");
+  const pid_t turns_tid = turns.tids()[0];
+  ThreadDumper dumper;
+  std::map<pid_t, ThreadView> threads = ByTid(MustDump(dumper).profile);
+  EXPECT_TRUE(StackInParkingFunction(threads[turns_tid].pcs));
   const int signal = ThreadDumper::CurrentSignal();
-  ASSERT_TRUE(SignalPendingFor(blocked_tid, signal));
+
+  // Having answered before, it is signalled without a look; now it blocks,
+  // so the request stays queued and the dump says why it has no stack.
+  turns.SetBlocked(true);
   threads = ByTid(MustDump(dumper).profile);
-  EXPECT_EQ(threads[blocked_tid].state, "signal_still_pending");
+  EXPECT_EQ(threads[turns_tid].state, "signal_blocked");
+  ExpectAllParkedAnswered(threads, parked);
+  ASSERT_TRUE(SignalPendingFor(turns_tid, signal));
+
+  // The next dump does not queue a second request (real-time signals pile
+  // up) and says so.
+  threads = ByTid(MustDump(dumper).profile);
+  EXPECT_EQ(threads[turns_tid].state, "signal_still_pending");
   ExpectAllParkedAnswered(threads, parked);
 
-  // Unblocking delivers the stale signal: the handler must ignore it (no
-  // dump is running) and the thread carries on.
-  blocked.Unblock();
-  for (int i = 0; i < 1000 && SignalPendingFor(blocked_tid, signal); ++i) {
+  // Unblocking delivers the stale request: the handler must ignore it (its
+  // generation is over) and the thread carries on.
+  turns.SetBlocked(false);
+  for (int i = 0; i < 1000 && SignalPendingFor(turns_tid, signal); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  EXPECT_FALSE(SignalPendingFor(blocked_tid, signal));
+  EXPECT_FALSE(SignalPendingFor(turns_tid, signal));
 
   // And the next dump sees it like any other thread.
   threads = ByTid(MustDump(dumper).profile);
-  EXPECT_EQ(threads[blocked_tid].state, "");
-  EXPECT_TRUE(StackInParkingFunction(threads[blocked_tid].pcs));
+  EXPECT_EQ(threads[turns_tid].state, "");
+  EXPECT_TRUE(StackInParkingFunction(threads[turns_tid].pcs));
   ExpectAllParkedAnswered(threads, parked);
 }
 
@@ -287,6 +307,25 @@ TEST(ThreadDumperDeathTest, HostTakingTheSignalTurnsDumpsOff) {
         _exit(refused && after.sa_handler == &HostHandler ? 0 : 1);
       },
       ::testing::ExitedWithCode(0), "");
+}
+
+TEST(ThreadDumperTest, DumpsInAForkedChild) {
+  ParkedThreads parked(8);
+  ThreadDumper dumper;
+  MustDump(dumper);  // installed in the parent
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Only the forking thread exists here; the handler came along.
+    Result<Capture> capture = dumper.Collect({});
+    const bool one_thread = capture.ok() && capture->profile.samples.size() == 1 &&
+                            !capture->profile.samples[0].pcs.empty();
+    _exit(one_thread ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  ExpectAllParkedAnswered(ByTid(MustDump(dumper).profile), parked);
 }
 
 TEST(ThreadDumperTest, RejectsANonPositiveTimeout) {

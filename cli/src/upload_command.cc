@@ -27,14 +27,16 @@ namespace sleuth::cli {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
-void OnSignal(int) { g_interrupted = true; }  // async-signal-safe
+void OnSignal(int) {
+  g_interrupted = true;
+}  // async-signal-safe
 
 void PrintProgress(const uploader::UploadStats& s) {
-  std::printf("\r\033[Kuploaded %llu, retries %llu, refused %llu, invalid %llu, queued %llu (%s)",
-              static_cast<unsigned long long>(s.delivered),
-              static_cast<unsigned long long>(s.retries),
-              static_cast<unsigned long long>(s.rejected), static_cast<unsigned long long>(s.invalid),
-              static_cast<unsigned long long>(s.queue_dumps), FormatSize(s.queue_bytes).c_str());
+  std::printf(
+      "\r\033[Kuploaded %llu, retries %llu, refused %llu, invalid %llu, queued %llu (%s)",
+      static_cast<unsigned long long>(s.delivered), static_cast<unsigned long long>(s.retries),
+      static_cast<unsigned long long>(s.rejected), static_cast<unsigned long long>(s.invalid),
+      static_cast<unsigned long long>(s.queue_dumps), FormatSize(s.queue_bytes).c_str());
   std::fflush(stdout);
 }
 
@@ -65,7 +67,8 @@ int RunUploadCommand(int argc, char** argv) {
     return Fail(kExitUsage, flags.status().message());
   }
   Result<Nanos> give_up_after = ParseDuration((*flags)["give-up-after"].as<std::string>());
-  if (!give_up_after.ok()) return Fail(kExitUsage, "--give-up-after: " + give_up_after.status().message());
+  if (!give_up_after.ok())
+    return Fail(kExitUsage, "--give-up-after: " + give_up_after.status().message());
   bool follow = flags->count("follow") > 0;
 
   auto cfg = LoadFromFlags(*flags);
@@ -76,7 +79,8 @@ int RunUploadCommand(int argc, char** argv) {
     log::SetLevel(*level);
   }
   if (!cfg->agent.log_file.empty()) {
-    if (Status s = log::SetFile(cfg->agent.log_file); !s.ok()) return Fail(kExitConfig, s.message());
+    if (Status s = log::SetFile(cfg->agent.log_file); !s.ok())
+      return Fail(kExitConfig, s.message());
   }
   std::string dir = flags->count("dir") ? (*flags)["dir"].as<std::string>() : cfg->agent.dump_dir;
   struct stat st;
@@ -90,8 +94,9 @@ int RunUploadCommand(int argc, char** argv) {
     return Fail(kExitPermission, "cannot read and write " + dir + ": " + ErrnoText(errno));
   }
   if (cfg->upload.sinks.empty()) {
-    return Fail(kExitConfig, "nothing to upload to: set upload.url (in the config file, as "
-                             "SLEUTH_UPLOAD_URL, or with --set upload.url=http://HOST:4040)");
+    return Fail(kExitConfig,
+                "nothing to upload to: set upload.url (in the config file, as "
+                "SLEUTH_UPLOAD_URL, or with --set upload.url=http://HOST:4040)");
   }
 
   auto registry = std::make_shared<prometheus::Registry>();
@@ -101,8 +106,8 @@ int RunUploadCommand(int argc, char** argv) {
       exposer = std::make_unique<prometheus::Exposer>(cfg->metrics.listen, /*num_threads=*/1);
       exposer->RegisterCollectable(registry);
     } catch (const std::exception& e) {
-      return Fail(kExitConfig, "cannot serve metrics on " + cfg->metrics.listen + " (metrics.listen): " +
-                                   e.what());
+      return Fail(kExitConfig, "cannot serve metrics on " + cfg->metrics.listen +
+                                   " (metrics.listen): " + e.what());
     }
   }
 
@@ -127,7 +132,7 @@ int RunUploadCommand(int argc, char** argv) {
 
   if (Status started = shipper.Start(); !started.ok()) {
     int code = started.code() == StatusCode::kInvalidArgument ? kExitConfig
-               : started.code() == StatusCode::kPermission   ? kExitPermission
+               : started.code() == StatusCode::kPermission    ? kExitPermission
                                                               : kExitFailure;
     return Fail(code, started.message());
   }
@@ -160,7 +165,8 @@ int RunUploadCommand(int argc, char** argv) {
               static_cast<unsigned long long>(stats.delivered),
               static_cast<unsigned long long>(stats.rejected),
               static_cast<unsigned long long>(stats.invalid),
-              static_cast<unsigned long long>(stats.evicted), static_cast<unsigned long long>(left));
+              static_cast<unsigned long long>(stats.evicted),
+              static_cast<unsigned long long>(left));
   return left == 0 ? kExitOk : kExitFailure;
 }
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "sleuth/testing/pprof_oracle.h"
+#include "test_util.h"
 
 // Big enough (volatile loops) that pcs a few bytes in are still inside.
 __attribute__((noinline, noclone)) static int PprofTestLeaf(int x) {
@@ -141,7 +142,7 @@ TEST(PprofTest, EmitsTheMainExecutableMappingFirstWithItsBuildId) {
 TEST(PprofTest, LibraryPcsGetTheirOwnMapping) {
   RawProfile raw = CpuProfile();
   RawSample s;
-  s.pcs = {Pc(::dlsym(RTLD_DEFAULT, "qsort"), 1), Pc(CallerFn(), 5)};
+  s.pcs = {Pc(testing::LibcFunction("qsort"), 1), Pc(CallerFn(), 5)};
   s.values = {1, 1};
   raw.samples = {s};
   DecodedProfile d = Encode(raw);

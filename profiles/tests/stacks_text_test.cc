@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "test_util.h"
+
 __attribute__((noinline, noclone)) static int StacksTextTestWait(int x) {
   volatile int v = x;
   for (int i = 0; i < 8; ++i) v = v * 3 + i;
@@ -29,7 +31,7 @@ TEST(StacksTextTest, RendersPstackStyle) {
   Result<Symbolizer> sym = Symbolizer::ForProcess();
   ASSERT_TRUE(sym.ok());
   uint64_t wait_pc = reinterpret_cast<uint64_t>(&StacksTextTestWait) + 1;
-  uint64_t poll_pc = reinterpret_cast<uint64_t>(::dlsym(RTLD_DEFAULT, "poll")) + 2;
+  uint64_t poll_pc = reinterpret_cast<uint64_t>(testing::LibcFunction("poll")) + 2;
   RawProfile p;
   p.sample_types = {{"threads", "count"}};
   RawSample main_thread;

@@ -87,7 +87,7 @@ TEST(SymbolizerTest, KeepsFullDemangledNames) {
 TEST(SymbolizerTest, NamesALibcFunctionThroughDynsym) {
   Result<Symbolizer> sym = Symbolizer::ForProcess();
   ASSERT_TRUE(sym.ok());
-  void* qsort_address = ::dlsym(RTLD_DEFAULT, "qsort");
+  void* qsort_address = testing::LibcFunction("qsort");
   ASSERT_NE(qsort_address, nullptr);
   SymbolizedPc s = sym->Lookup(Pc(qsort_address, 1));
   EXPECT_EQ(s.function, "qsort");
@@ -96,7 +96,7 @@ TEST(SymbolizerTest, NamesALibcFunctionThroughDynsym) {
   EXPECT_THAT(m.path, EndsWith("/libc.so.6"));
   EXPECT_EQ(m.build_id, ReadelfBuildId(m.path));
   // getpid and __getpid share an address: the public name wins.
-  void* getpid_address = ::dlsym(RTLD_DEFAULT, "getpid");
+  void* getpid_address = testing::LibcFunction("getpid");
   ASSERT_NE(getpid_address, nullptr);
   EXPECT_EQ(sym->Lookup(Pc(getpid_address)).function, "getpid");
 }
@@ -138,7 +138,7 @@ TEST(SymbolizerTest, ReadBuildIdErrors) {
 TEST(SymbolizerTest, ParsesEachFileOnceAcrossLookupsAndRefreshes) {
   Result<Symbolizer> sym = Symbolizer::ForProcess();
   ASSERT_TRUE(sym.ok());
-  void* qsort_address = ::dlsym(RTLD_DEFAULT, "qsort");
+  void* qsort_address = testing::LibcFunction("qsort");
   EXPECT_EQ(sym->Lookup(Pc(qsort_address, 1)).function, "qsort");
   EXPECT_EQ(sym->Lookup(Pc(reinterpret_cast<void*>(&SymbolizerTestStaticFunction))).function,
             "SymbolizerTestStaticFunction(int)");

@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <spawn.h>
@@ -24,6 +25,16 @@ std::string ReadFixture(const std::string& name) {
   std::ifstream in(FixturePath(name), std::ios::binary);
   EXPECT_TRUE(in.good()) << "cannot read fixture " << FixturePath(name);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void* LibcFunction(const char* name) {
+  void* libc = ::dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  EXPECT_NE(libc, nullptr) << ::dlerror();
+  if (libc == nullptr) return nullptr;
+  void* address = ::dlsym(libc, name);
+  ::dlclose(libc);  // drops the reference RTLD_NOLOAD took
+  EXPECT_NE(address, nullptr) << name;
+  return address;
 }
 
 std::string RunCommand(const std::string& command, int* exit_code) {

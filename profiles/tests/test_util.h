@@ -13,6 +13,10 @@ std::string FixturePath(const std::string& name);
 // The bytes of a fixture; fails the test (and returns "") if unreadable.
 std::string ReadFixture(const std::string& name);
 
+// The address of a function defined in libc itself (not a sanitizer's
+// interceptor of the same name, which dlsym(RTLD_DEFAULT, ...) would find).
+void* LibcFunction(const char* name);
+
 // Runs a shell command, returns its stdout; *exit_code gets its status.
 std::string RunCommand(const std::string& command, int* exit_code);
 

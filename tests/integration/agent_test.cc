@@ -53,7 +53,7 @@ TEST(AgentCpu, RuleFiresAndTheHotFunctionDominates) {
   env["SLEUTH_CPU_DIFF"] = "0";
   env["SLEUTH_CPU_PROFILE_DURATION"] = "1500ms";
   env["SLEUTH_AGENT_LABELS"] = "team=perf,env=test";
-  RunResult r = Run({.argv = {TestHost(), "cpu", "1000", "4000"}, .env = env});
+  RunResult r = RunProgram({.argv = {TestHost(), "cpu", "1000", "4000"}, .env = env});
   ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
   EXPECT_EQ(r.out, "cpu: done\n");
   auto dumps = FindDumps(dir);
@@ -101,7 +101,7 @@ TEST(AgentCpu, RuleFiresAndTheHotFunctionDominates) {
 TEST(AgentThreads, EveryThreadIsInTheDumpWithItsName) {
   std::string dir = MakeTempDir("sleuth_threads");
   constexpr int kThreads = 200;
-  RunResult r = Run({.argv = {TestHost(), "threads", std::to_string(kThreads), "1500"},
+  RunResult r = RunProgram({.argv = {TestHost(), "threads", std::to_string(kThreads), "1500"},
                      .env = AgentEnv(dir)});
   ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
   EXPECT_EQ(r.out, "threads: 200 joined (dump request queued)\n");
@@ -138,10 +138,11 @@ TEST(AgentHeap, LeakingCallSiteTopsInuseSpaceUnderTcmalloc) {
   auto env = AgentEnv(dir);
   env["LD_PRELOAD"] = Tcmalloc() + " " + LibSleuth();
   env["TCMALLOC_SAMPLE_PARAMETER"] = "524288";
-  RunResult r = Run({.argv = {TestHost(), "leak", "64", "1500"}, .env = env});
+  RunResult r = RunProgram({.argv = {TestHost(), "leak", "64", "1500"}, .env = env});
   ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
   EXPECT_EQ(r.out, "leak: 64 MiB kept (dump request 0)\n") << Diagnostics(r);
-  const DumpFiles* d = FindKind(FindDumps(dir), "heap");
+  auto dumps = FindDumps(dir);
+  const DumpFiles* d = FindKind(dumps, "heap");
   ASSERT_NE(d, nullptr) << Diagnostics(r);
   auto profile = DecodePprofFile(d->base + ".pb.gz");
   ASSERT_TRUE(profile.ok()) << profile.ErrorText();
@@ -170,12 +171,13 @@ TEST(AgentHeap, WithoutTcmallocAMemoryDumpStillLeavesEvidence) {
   env["SLEUTH_MEMORY_MIN"] = "0";
   env["SLEUTH_MEMORY_DIFF"] = "20";
   env["SLEUTH_MEMORY_ABS"] = "0";
-  RunResult r = Run({.argv = {TestHost(), "leak", "256", "2000"}, .env = env});
+  RunResult r = RunProgram({.argv = {TestHost(), "leak", "256", "2000"}, .env = env});
   ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
   // Without tcmalloc the heap request is refused (SLEUTH_EUNAVAILABLE = 6).
   EXPECT_EQ(r.out, "leak: 256 MiB kept (dump request 6)\n");
-  EXPECT_EQ(LinesWith(r.err, "tcmalloc").size(), 1u) << "say it once, plainly:\n" << r.err;
-  const DumpFiles* d = FindKind(FindDumps(dir), "memory");
+  EXPECT_EQ(LinesWith(r.err, "heap profiles are off").size(), 1u) << "say it once, plainly:\n" << r.err;
+  auto dumps = FindDumps(dir);
+  const DumpFiles* d = FindKind(dumps, "memory");
   ASSERT_NE(d, nullptr) << Diagnostics(r);
   json meta = json::parse(d->sidecar_json);
   EXPECT_EQ(meta["metric"], "memory");
@@ -201,11 +203,11 @@ TEST_P(HostUnchanged, OutputAndExitStatusMatch) {
   const auto& p = GetParam();
   std::vector<std::string> argv = {TestHost()};
   argv.insert(argv.end(), p.args.begin(), p.args.end());
-  RunResult bare = Run({.argv = argv, .env = {}});
+  RunResult bare = RunProgram({.argv = argv, .env = {}});
   std::string dir = MakeTempDir("sleuth_same");
   auto env = AgentEnv(dir);
   for (const auto& [k, v] : p.extra_env) env[k] = v;
-  RunResult with = Run({.argv = argv, .env = env});
+  RunResult with = RunProgram({.argv = argv, .env = env});
   EXPECT_FALSE(with.timed_out) << Diagnostics(with);
   EXPECT_EQ(with.term_signal, 0) << Diagnostics(with);
   EXPECT_EQ(bare.out, with.out) << Diagnostics(with);
@@ -223,7 +225,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(AgentSafety, HostOwningSigprofKeepsItAndCpuProfilesAreOff) {
   std::string dir = MakeTempDir("sleuth_sigprof");
-  RunResult r = Run({.argv = {TestHost(), "sigprof"}, .env = AgentEnv(dir)});
+  RunResult r = RunProgram({.argv = {TestHost(), "sigprof"}, .env = AgentEnv(dir)});
   ASSERT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.out, "sigprof: handler still mine: yes, ticks counted: yes, cpu dump request refused\n");
   EXPECT_FALSE(LinesWith(r.err, "SIGPROF").empty()) << "the agent must say CPU profiles are off:\n"
@@ -233,11 +235,11 @@ TEST(AgentSafety, HostOwningSigprofKeepsItAndCpuProfilesAreOff) {
 
 TEST(AgentSafety, ExitMidDumpLeavesNoPartialDumpAfterRestart) {
   std::string dir = MakeTempDir("sleuth_exit");
-  RunResult r = Run({.argv = {TestHost(), "exit", "_exit"}, .env = AgentEnv(dir)});
+  RunResult r = RunProgram({.argv = {TestHost(), "exit", "_exit"}, .env = AgentEnv(dir)});
   EXPECT_EQ(r.exit_code, 5);
   // A complete dump has its sidecar; a killed capture leaves none or a temp
   // file, which the next start removes.
-  RunResult again = Run({.argv = {TestHost(), "idle", "300"}, .env = AgentEnv(dir)});
+  RunResult again = RunProgram({.argv = {TestHost(), "idle", "300"}, .env = AgentEnv(dir)});
   EXPECT_EQ(again.exit_code, 0);
   auto names = ListDir(dir);
   ASSERT_TRUE(names.ok());
@@ -248,7 +250,7 @@ TEST(AgentSafety, BrokenConfigIsOneClearLineAndTheHostRunsUntouched) {
   std::string dir = MakeTempDir("sleuth_broken");
   auto env = AgentEnv(dir);
   env["SLEUTH_CPU_ABS"] = "banana";
-  RunResult r = Run({.argv = {TestHost(), "exceptions"}, .env = env});
+  RunResult r = RunProgram({.argv = {TestHost(), "exceptions"}, .env = env});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.out, "exceptions: caught 1000\n");
   auto lines = LinesWith(r.err, "sleuth");
@@ -262,7 +264,7 @@ TEST(AgentSafety, DisabledAgentDoesNothing) {
   std::string dir = MakeTempDir("sleuth_disabled");
   auto env = AgentEnv(dir);
   env["SLEUTH_DISABLE"] = "1";
-  RunResult r = Run({.argv = {TestHost(), "threads", "5", "300"}, .env = env});
+  RunResult r = RunProgram({.argv = {TestHost(), "threads", "5", "300"}, .env = env});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.out, "threads: 5 joined (dump request not queued)\n");
   EXPECT_EQ(r.err, "");
@@ -274,7 +276,7 @@ TEST(AgentSafety, FollowForkDecidesWhetherTheChildGetsAnAgent) {
     std::string dir = MakeTempDir("sleuth_follow");
     auto env = AgentEnv(dir);
     env["SLEUTH_AGENT_FOLLOW_FORK"] = follow ? "true" : "false";
-    RunResult r = Run({.argv = {TestHost(), "fork"}, .env = env});
+    RunResult r = RunProgram({.argv = {TestHost(), "fork"}, .env = env});
     EXPECT_EQ(r.exit_code, 3);
     // The parent's agent and the exec'd /bin/echo's agent start in both cases;
     // the two forked children (one of which then execs) get one only with
@@ -330,7 +332,7 @@ TEST(AgentMetrics, ServesPrometheusMetrics) {
       HttpGet(port, "/metrics", &body);
     }
   });
-  RunResult r = Run({.argv = {TestHost(), "idle", "3000"}, .env = env});
+  RunResult r = RunProgram({.argv = {TestHost(), "idle", "3000"}, .env = env});
   scraper.join();
   EXPECT_EQ(r.exit_code, 0) << Diagnostics(r);
   for (const char* name : {"sleuth_cpu_percent", "sleuth_memory_percent", "sleuth_rss_bytes",
@@ -340,7 +342,7 @@ TEST(AgentMetrics, ServesPrometheusMetrics) {
 }
 
 TEST(AgentLibrary, ExportsOnlyTheCApi) {
-  RunResult r = Run({.argv = {"/usr/bin/nm", "-D", "--defined-only", LibSleuth()}, .env = {}});
+  RunResult r = RunProgram({.argv = {"/usr/bin/nm", "-D", "--defined-only", LibSleuth()}, .env = {}});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::stringstream ss(r.out);
   std::string line;

@@ -18,7 +18,7 @@ extern char** environ;
 
 namespace sleuth::testing {
 
-RunResult Run(const RunOptions& options) {
+RunResult RunProgram(const RunOptions& options) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; e++) {
     std::string kv = *e;

@@ -29,7 +29,7 @@ struct RunOptions {
   std::chrono::milliseconds timeout{60000};
 };
 
-RunResult Run(const RunOptions& options);
+RunResult RunProgram(const RunOptions& options);
 
 // Paths of the build products.
 std::string LibSleuth();  // build/.../agent/libsleuth.so

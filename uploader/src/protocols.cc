@@ -102,9 +102,12 @@ Result<Protocol> ParseProtocol(std::string_view name) {
 
 std::string_view ProtocolName(Protocol protocol) {
   switch (protocol) {
-    case Protocol::kPyroscope: return "pyroscope";
-    case Protocol::kPyroscopeIngest: return "pyroscope-ingest";
-    case Protocol::kHttp: return "http";
+    case Protocol::kPyroscope:
+      return "pyroscope";
+    case Protocol::kPyroscopeIngest:
+      return "pyroscope-ingest";
+    case Protocol::kHttp:
+      return "http";
   }
   return "?";
 }
@@ -231,8 +234,8 @@ std::string PercentEncode(std::string_view text) {
   std::string out;
   out.reserve(text.size() * 3);
   for (unsigned char c : text) {
-    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                      (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '.' || c == '_' || c == '~';
     if (unreserved) {
       out += static_cast<char>(c);
     } else {

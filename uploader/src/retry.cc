@@ -26,7 +26,8 @@ Nanos BackoffDelay(int failures, Nanos retry_initial, Nanos retry_max, double un
   if (retry_max < retry_initial) retry_max = retry_initial;
   if (failures < 1) failures = 1;
   // Doubling in floating point cannot overflow; 2^62 ns is far past any cap.
-  double base = static_cast<double>(retry_initial.count()) * std::ldexp(1.0, std::min(failures - 1, 62));
+  double base =
+      static_cast<double>(retry_initial.count()) * std::ldexp(1.0, std::min(failures - 1, 62));
   base = std::min(base, static_cast<double>(retry_max.count()));
   unit_random = std::clamp(unit_random, 0.0, 1.0);
   double jittered = base / 2 + base / 2 * unit_random;

@@ -50,16 +50,14 @@ Result<DumpMeta> ParseSidecar(std::string_view json_text) {
   try {
     DumpMeta meta;
     SLEUTH_ASSIGN_OR_RETURN(meta.event_id, RequiredString(doc, "event_id"));
-    bool hex = std::all_of(meta.event_id.begin(), meta.event_id.end(), [](char c) {
-      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-    });
+    bool hex = std::all_of(meta.event_id.begin(), meta.event_id.end(),
+                           [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
     if (meta.event_id.size() != 32 || !hex) {
       return FieldError("event_id", "32 lowercase hex digits");
     }
     SLEUTH_ASSIGN_OR_RETURN(meta.kind, RequiredString(doc, "kind"));
-    bool kind_ok = std::all_of(meta.kind.begin(), meta.kind.end(), [](char c) {
-      return (c >= 'a' && c <= 'z') || c == '_';
-    });
+    bool kind_ok = std::all_of(meta.kind.begin(), meta.kind.end(),
+                               [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
     if (!kind_ok) return FieldError("kind", "a lowercase word such as cpu, heap, memory, threads");
     SLEUTH_ASSIGN_OR_RETURN(meta.reason, RequiredString(doc, "reason"));
     SLEUTH_ASSIGN_OR_RETURN(meta.service, RequiredString(doc, "service"));

@@ -14,9 +14,8 @@ namespace sleuth::uploader {
 namespace {
 
 bool HasControl(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) {
-    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-  });
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
 // Reads a secret from a file. The error names the file, never its content.
@@ -64,11 +63,13 @@ Result<Sink> ResolveSink(const config::SinkConfig& config, const EnvLookup& gete
   sink.url = config.url;
   while (!sink.url.empty() && sink.url.back() == '/') sink.url.pop_back();
   if (sink.url.rfind("http://", 0) != 0 && sink.url.rfind("https://", 0) != 0) {
-    return InvalidArgument("sink \"" + sink.name + "\": upload.url must start with http:// or "
+    return InvalidArgument("sink \"" + sink.name +
+                           "\": upload.url must start with http:// or "
                            "https:// (e.g. http://127.0.0.1:4040)");
   }
   if (HasControl(sink.url) || sink.url.find(' ') != std::string::npos) {
-    return InvalidArgument("sink \"" + sink.name + "\": upload.url holds spaces or control "
+    return InvalidArgument("sink \"" + sink.name +
+                           "\": upload.url holds spaces or control "
                            "characters");
   }
   Result<Protocol> protocol = ParseProtocol(config.protocol);
@@ -86,7 +87,8 @@ Result<Sink> ResolveSink(const config::SinkConfig& config, const EnvLookup& gete
   sink.username = config.username;
   if (!config.password_file.empty()) {
     if (sink.username.empty()) {
-      return InvalidArgument("sink \"" + sink.name + "\": upload.password_file is set but "
+      return InvalidArgument("sink \"" + sink.name +
+                             "\": upload.password_file is set but "
                              "upload.username is empty; set the user name too");
     }
     SLEUTH_ASSIGN_OR_RETURN(sink.password,
@@ -110,8 +112,10 @@ Result<Sink> ResolveSink(const config::SinkConfig& config, const EnvLookup& gete
   for (const auto& [name, value] : config.headers) {
     if (name.empty() || HasControl(name) || name.find(':') != std::string::npos ||
         name.find(' ') != std::string::npos) {
-      return InvalidArgument("sink \"" + sink.name + "\": upload.headers has an invalid header "
-                             "name \"" + name + "\"");
+      return InvalidArgument("sink \"" + sink.name +
+                             "\": upload.headers has an invalid header "
+                             "name \"" +
+                             name + "\"");
     }
     if (HasControl(value)) {
       return InvalidArgument("sink \"" + sink.name + "\": the value of header " + name +
@@ -123,7 +127,8 @@ Result<Sink> ResolveSink(const config::SinkConfig& config, const EnvLookup& gete
   sink.cert_file = config.cert_file;
   sink.key_file = config.key_file;
   if (sink.cert_file.empty() != sink.key_file.empty()) {
-    return InvalidArgument("sink \"" + sink.name + "\": set both upload.cert_file and "
+    return InvalidArgument("sink \"" + sink.name +
+                           "\": set both upload.cert_file and "
                            "upload.key_file for a client certificate, or neither");
   }
   SLEUTH_RETURN_IF_ERROR(CheckReadable(sink.name, "ca_file", sink.ca_file));

@@ -12,10 +12,10 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <queue>
-#include <map>
 #include <utility>
 
 #include "sleuth/common/files.h"
@@ -71,7 +71,9 @@ uint64_t SizeOf(const std::string& path) {
 
 // Removes a file; a file already gone is fine (someone else's retention
 // may have removed it first).
-void Unlink(const std::string& path) { ::unlink(path.c_str()); }
+void Unlink(const std::string& path) {
+  ::unlink(path.c_str());
+}
 
 // Streams the names in a directory (no "." or ".."). A missing directory is
 // an empty one.
@@ -283,7 +285,9 @@ std::string Spool::SidecarPath(std::string_view base) const {
 std::string Spool::TextPath(std::string_view base) const {
   return Join(dir_, std::string(base) + std::string(kTextExt));
 }
-std::string Spool::StateDir() const { return Join(dir_, kStateDirName); }
+std::string Spool::StateDir() const {
+  return Join(dir_, kStateDirName);
+}
 std::string Spool::DoneMarkerPath(size_t sink, std::string_view base) const {
   return Join(Join(StateDir(), sinks_[sink]), std::string(base) + std::string(kDoneExt));
 }
@@ -291,7 +295,9 @@ std::string Spool::FailedDir(std::string_view sink_or_invalid) const {
   return Join(Join(dir_, kFailedDirName), sink_or_invalid);
 }
 
-Result<DumpKey> Spool::KeyOf(const std::string& base) const { return KeyIn(dir_, base); }
+Result<DumpKey> Spool::KeyOf(const std::string& base) const {
+  return KeyIn(dir_, base);
+}
 
 bool Spool::IsPending(size_t sink, std::string_view base) const {
   if (Exists(DoneMarkerPath(sink, base))) return false;
@@ -305,7 +311,9 @@ bool Spool::IsPendingForAny(std::string_view base) const {
   return false;
 }
 
-uint64_t Spool::DumpBytes(std::string_view base) const { return EntryBytes(dir_, base); }
+uint64_t Spool::DumpBytes(std::string_view base) const {
+  return EntryBytes(dir_, base);
+}
 
 Status Spool::MarkDelivered(size_t sink, std::string_view base, std::string_view note) {
   std::string path = DoneMarkerPath(sink, base);
@@ -570,7 +578,9 @@ SpoolLock& SpoolLock::operator=(SpoolLock&& other) noexcept {
   return *this;
 }
 
-SpoolLock::~SpoolLock() { Release(); }
+SpoolLock::~SpoolLock() {
+  Release();
+}
 
 void SpoolLock::Release() {
   if (fd_ < 0) return;
@@ -595,8 +605,8 @@ Result<SpoolLock> SpoolLock::TryAcquire(const std::string& dump_dir) {
   // lock file would drop the lock the first one holds.
   std::lock_guard<std::mutex> lock(g_locked_mu);
   if (auto it = LockedDirs().find(key); it != LockedDirs().end() && it->second == ::getpid()) {
-    return Status(StatusCode::kBusy, "another uploader in this process is already shipping " +
-                                         dump_dir);
+    return Status(StatusCode::kBusy,
+                  "another uploader in this process is already shipping " + dump_dir);
   }
   std::string path = Join(state_dir, "lock");
   SLEUTH_ASSIGN_OR_RETURN(ScopedFd fd, OpenFile(path, O_RDWR | O_CREAT, 0600));
@@ -613,8 +623,8 @@ Result<SpoolLock> SpoolLock::TryAcquire(const std::string& dump_dir) {
     if (::fcntl(fd.get(), F_GETLK, &holder) == 0 && holder.l_type != F_UNLCK) {
       who += " (pid " + std::to_string(holder.l_pid) + ")";
     }
-    return Status(StatusCode::kBusy, who + " is already shipping " + dump_dir +
-                                         " (it holds " + path + ")");
+    return Status(StatusCode::kBusy,
+                  who + " is already shipping " + dump_dir + " (it holds " + path + ")");
   }
   std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd.get(), 0) == 0) {

@@ -12,8 +12,9 @@ Status UploadMetrics::Init(const std::shared_ptr<prometheus::Registry>& registry
   try {
     auto& uploads = prometheus::BuildCounter()
                         .Name("sleuth_uploads_total")
-                        .Help("Upload attempts by sink and result (success, retry, rejected, "
-                              "invalid).")
+                        .Help(
+                            "Upload attempts by sink and result (success, retry, rejected, "
+                            "invalid).")
                         .Register(*registry);
     auto& retries = prometheus::BuildCounter()
                         .Name("sleuth_upload_retries_total")
@@ -25,8 +26,9 @@ Status UploadMetrics::Init(const std::shared_ptr<prometheus::Registry>& registry
                              .Register(*registry);
     auto& duration = prometheus::BuildHistogram()
                          .Name("sleuth_upload_duration_seconds")
-                         .Help("Time of one upload request, from start to the server's answer "
-                               "or the error.")
+                         .Help(
+                             "Time of one upload request, from start to the server's answer "
+                             "or the error.")
                          .Register(*registry);
     const prometheus::Histogram::BucketBoundaries buckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                              0.5,   1,    2.5,   5,    10,  30};
@@ -53,8 +55,9 @@ Status UploadMetrics::Init(const std::shared_ptr<prometheus::Registry>& registry
                         .Add({});
     evicted_ = &prometheus::BuildCounter()
                     .Name("sleuth_upload_evicted_total")
-                    .Help("Undelivered dumps removed to keep the spool under "
-                          "upload.max_spool_bytes.")
+                    .Help(
+                        "Undelivered dumps removed to keep the spool under "
+                        "upload.max_spool_bytes.")
                     .Register(*registry)
                     .Add({});
   } catch (const std::exception& e) {
@@ -69,6 +72,8 @@ void UploadMetrics::SetQueue(uint64_t dumps, uint64_t bytes) {
   if (queue_bytes_ != nullptr) queue_bytes_->Set(static_cast<double>(bytes));
 }
 
-void UploadMetrics::AddEvicted() { Inc(evicted_); }
+void UploadMetrics::AddEvicted() {
+  Inc(evicted_);
+}
 
 }  // namespace sleuth::uploader

@@ -57,7 +57,7 @@ struct WindowEntry {
 
 struct SinkState {
   Sink sink;
-  std::deque<WindowEntry> window;         // oldest first
+  std::deque<WindowEntry> window;          // oldest first
   std::unordered_set<std::string> queued;  // bases in the window or in flight
   // Every dump up to the cursor is settled, in the window or in flight for
   // this sink, so a refill only looks past it (a full rescan resets it).
@@ -72,8 +72,8 @@ struct SinkState {
   bool answered = false;
   Nanos failing_since{0};
   Nanos last_failure_log{0};
-  bool given_up = false;          // one-shot mode only
-  bool idle = false;              // one-shot mode: a full scan found nothing
+  bool given_up = false;           // one-shot mode only
+  bool idle = false;               // one-shot mode: a full scan found nothing
   bool full_scan_pending = false;  // one-shot mode: confirm idleness
 };
 
@@ -133,7 +133,10 @@ std::string SinkHint(long status) {
 struct Uploader::Impl {
   Impl(const config::UploadSection& cfg, std::string dump_dir,
        std::shared_ptr<prometheus::Registry> reg, const Clock& clk, UploaderOptions opts)
-      : config(cfg), dir(std::move(dump_dir)), registry(std::move(reg)), clock(clk),
+      : config(cfg),
+        dir(std::move(dump_dir)),
+        registry(std::move(reg)),
+        clock(clk),
         options(std::move(opts)) {
     std::vector<std::string> names;
     for (const config::SinkConfig& s : config.sinks) names.push_back(s.name);
@@ -175,8 +178,7 @@ struct Uploader::Impl {
   void OnDelivered(Transfer& t, long status);
   void OnRetry(Transfer& t, long status, const std::string& what, const std::string& retry_after,
                Nanos now);
-  void OnRejected(Transfer& t, long status, const std::string& message, bool sink_level,
-                  Nanos now);
+  void OnRejected(Transfer& t, long status, const std::string& message, bool sink_level, Nanos now);
   void OnVanished(size_t sink, const std::string& base);
   void SetAsideInvalid(size_t sink, const std::string& base, const std::string& reason);
   void Settled(const std::string& base, uint64_t bytes);
@@ -219,8 +221,8 @@ struct Uploader::Impl {
   bool done = false;
   mutable std::mutex error_mu;
   std::vector<std::string> last_errors;  // per sink, redacted
-  std::atomic<uint64_t> delivered{0}, retries{0}, rejected{0}, invalid{0}, evicted{0},
-      vanished{0}, queue_dumps{0}, queue_bytes{0};
+  std::atomic<uint64_t> delivered{0}, retries{0}, rejected{0}, invalid{0}, evicted{0}, vanished{0},
+      queue_dumps{0}, queue_bytes{0};
 
   // The worker's own (and Start()'s, before the worker exists).
   std::thread worker;
@@ -235,14 +237,16 @@ struct Uploader::Impl {
   Nanos next_rescan{0}, next_full_rescan{0}, next_accounting{0};
   Nanos last_notify_scan{std::chrono::hours(-1)}, last_accounting{std::chrono::hours(-1)};
   bool scan_now = false;
+  Nanos last_listing_error_log{std::chrono::hours(-1)};
 };
 
 // ================================================================ setup
 
 Status Uploader::Impl::Prepare() {
   if (config.sinks.empty()) {
-    return InvalidArgument("no upload sink is configured: set upload.url (or "
-                           "SLEUTH_UPLOAD_URL, or --set upload.url=...)");
+    return InvalidArgument(
+        "no upload sink is configured: set upload.url (or "
+        "SLEUTH_UPLOAD_URL, or --set upload.url=...)");
   }
   if (config.concurrency < 1) {
     return InvalidArgument("upload.concurrency must be at least 1, got " +
@@ -467,7 +471,21 @@ void Uploader::Impl::Refill(bool look_anyway) {
     }
   });
   if (!listed.ok()) {
-    Log(log::Level::kWarn, "cannot list the dump directory: " + listed.message());
+    // Wait for the next rescan instead of retrying in a loop; a one-shot
+    // run that cannot see its directory has nothing it can do.
+    Nanos now = clock.Monotonic();
+    if (now - last_listing_error_log >= kFailureLogInterval) {
+      last_listing_error_log = now;
+      Log(log::Level::kWarn, "cannot list the dump directory: " + listed.message());
+    }
+    for (Selection& sel : selections) {
+      SinkState& s = sinks[sel.sink];
+      s.more_waiting = false;
+      if (s.full_scan_pending) {
+        s.full_scan_pending = false;
+        s.idle = s.window.empty() && s.in_flight == 0;
+      }
+    }
     return;
   }
   for (Selection& sel : selections) {
@@ -591,7 +609,8 @@ void Uploader::Impl::StartTransfer(size_t sink_index, WindowEntry entry, Nanos n
   Result<std::string> sidecar = ReadFile(spool->SidecarPath(base), kMaxSidecarBytes + 1);
   if (!sidecar.ok()) {
     if (sidecar.status().code() == StatusCode::kNotFound) return OnVanished(sink_index, base);
-    return SetAsideInvalid(sink_index, base, "cannot read its sidecar: " + sidecar.status().message());
+    return SetAsideInvalid(sink_index, base,
+                           "cannot read its sidecar: " + sidecar.status().message());
   }
   Result<DumpMeta> meta = ParseSidecar(*sidecar);
   if (!meta.ok()) {
@@ -605,7 +624,8 @@ void Uploader::Impl::StartTransfer(size_t sink_index, WindowEntry entry, Nanos n
       if (::stat(spool->SidecarPath(base).c_str(), &st) != 0) return OnVanished(sink_index, base);
       return SetAsideInvalid(sink_index, base, "its profile " + base + ".pb.gz is missing");
     }
-    return SetAsideInvalid(sink_index, base, "cannot read its profile: " + profile.status().message());
+    return SetAsideInvalid(sink_index, base,
+                           "cannot read its profile: " + profile.status().message());
   }
 
   auto t = std::make_unique<Transfer>();
@@ -627,8 +647,8 @@ void Uploader::Impl::StartTransfer(size_t sink_index, WindowEntry entry, Nanos n
         boundary = "sleuth-" + RandomHex(32);
       } while (profile->find(boundary) != std::string::npos ||
                sidecar->find(boundary) != std::string::npos);
-      request = BuildHttpMultipart(sink.url, *meta, *profile, *sidecar, base + ".pb.gz",
-                                   sink.token, boundary);
+      request = BuildHttpMultipart(sink.url, *meta, *profile, *sidecar, base + ".pb.gz", sink.token,
+                                   boundary);
       break;
     }
   }
@@ -668,7 +688,8 @@ void Uploader::Impl::StartTransfer(size_t sink_index, WindowEntry entry, Nanos n
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
   curl_easy_setopt(easy, CURLOPT_USERAGENT, kUserAgent);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);  // no SIGALRM: we are a guest thread
-  long timeout_ms = static_cast<long>(std::max<int64_t>(1, duration_cast<milliseconds>(config.timeout).count()));
+  long timeout_ms =
+      static_cast<long>(std::max<int64_t>(1, duration_cast<milliseconds>(config.timeout).count()));
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &KeepResponse);
@@ -731,7 +752,8 @@ void Uploader::Impl::Complete(CURL* easy, CURLcode code) {
     case Outcome::kDelivered:
       return OnDelivered(*t, status);
     case Outcome::kRetry:
-      return OnRetry(*t, status, "HTTP " + std::to_string(status) + ": " + ServerMessage(t->response),
+      return OnRetry(*t, status,
+                     "HTTP " + std::to_string(status) + ": " + ServerMessage(t->response),
                      retry_after, now);
     case Outcome::kRejected:
       return OnRejected(*t, status, ServerMessage(t->response), false, now);
@@ -792,8 +814,7 @@ void Uploader::Impl::OnRetry(Transfer& t, long status, const std::string& what,
   Nanos delay = BackoffDelay(s.failures, config.retry_initial, config.retry_max, Unit());
   bool asked = false;
   if ((status == 429 || status == 503) && !retry_after.empty()) {
-    std::optional<Nanos> wait =
-        ParseRetryAfter(retry_after, duration_cast<seconds>(clock.Wall()));
+    std::optional<Nanos> wait = ParseRetryAfter(retry_after, duration_cast<seconds>(clock.Wall()));
     if (wait) {
       delay = std::min(*wait, std::max(kMaxRetryAfter, config.retry_max));
       asked = true;
@@ -806,12 +827,11 @@ void Uploader::Impl::OnRetry(Transfer& t, long status, const std::string& what,
   SetLastError(t.sink, what);
   if (s.failures == 1 || now - s.last_failure_log >= kFailureLogInterval) {
     s.last_failure_log = now;
-    Log(log::Level::kWarn, "sending " + s.window.back().key.base + " to sink " + s.sink.name +
-                               " (" + s.sink.url + ") failed: " + what + "; retrying in " +
-                               FormatWait(delay) + (asked ? " as the server asked" : "") +
-                               (s.failures > 1 ? " (" + std::to_string(s.failures) +
-                                                     " failures in a row)"
-                                               : ""));
+    Log(log::Level::kWarn,
+        "sending " + s.window.back().key.base + " to sink " + s.sink.name + " (" + s.sink.url +
+            ") failed: " + what + "; retrying in " + FormatWait(delay) +
+            (asked ? " as the server asked" : "") +
+            (s.failures > 1 ? " (" + std::to_string(s.failures) + " failures in a row)" : ""));
   }
 }
 
@@ -820,8 +840,8 @@ void Uploader::Impl::OnRejected(Transfer& t, long status, const std::string& mes
   SinkState& s = sinks[t.sink];
   const std::string& base = t.entry.key.base;
   std::string answer = "HTTP " + std::to_string(status) + (message.empty() ? "" : ": " + message);
-  std::string reason = redactor.Redact("sink " + s.sink.name + " (" + s.sink.url + ") answered " +
-                                       answer + "\n");
+  std::string reason =
+      redactor.Redact("sink " + s.sink.name + " (" + s.sink.url + ") answered " + answer + "\n");
   s.queued.erase(base);
   s.failures = 0;
   s.answered = !sink_level;  // a refused sink is probed again, one request at a time
@@ -855,8 +875,8 @@ void Uploader::Impl::OnRejected(Transfer& t, long status, const std::string& mes
 void Uploader::Impl::OnVanished(size_t sink, const std::string& base) {
   sinks[sink].queued.erase(base);
   vanished++;
-  Log(log::Level::kDebug, base + " was removed (agent retention?) before it reached sink " +
-                              sinks[sink].sink.name);
+  Log(log::Level::kDebug,
+      base + " was removed (agent retention?) before it reached sink " + sinks[sink].sink.name);
 }
 
 void Uploader::Impl::SetAsideInvalid(size_t sink, const std::string& base,
@@ -883,7 +903,9 @@ Uploader::Uploader(const config::UploadSection& config, std::string dump_dir,
     : impl_(std::make_unique<Impl>(config, std::move(dump_dir), std::move(registry), clock,
                                    std::move(options))) {}
 
-Uploader::~Uploader() { Stop(Nanos(0)); }
+Uploader::~Uploader() {
+  Stop(Nanos(0));
+}
 
 Status Uploader::Start() {
   Impl& m = *impl_;
@@ -964,7 +986,9 @@ UploadStats Uploader::Stats() const {
   return s;
 }
 
-Result<uint64_t> Uploader::RequeueFailed() { return impl_->spool->RequeueFailed(); }
+Result<uint64_t> Uploader::RequeueFailed() {
+  return impl_->spool->RequeueFailed();
+}
 
 Status Uploader::ForEachUndelivered(const std::function<void(const Undelivered&)>& fn) const {
   const Impl& m = *impl_;

@@ -1,6 +1,8 @@
 // Pure parts of the uploader: sidecar parsing, request building for each
 // protocol (decoded with an independent protobuf schema and the pprof
 // oracle), retry decisions, secrets and their redaction.
+#include "sleuth/uploader/protocols.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -10,7 +12,6 @@
 #include "push.pb.h"
 #include "sleuth/common/files.h"
 #include "sleuth/testing/pprof_oracle.h"
-#include "sleuth/uploader/protocols.h"
 #include "sleuth/uploader/retry.h"
 #include "sleuth/uploader/sidecar.h"
 #include "sleuth/uploader/sink.h"
@@ -107,7 +108,8 @@ TEST(PyroscopePushTest, EncodesOneSeriesWithTheDumpsLabelsAndProfile) {
   ASSERT_EQ(series.samples_size(), 1);
   EXPECT_EQ(series.samples(0).id(), "01234567-89ab-cdef-0123-456789abcdef");
   EXPECT_EQ(series.samples(0).raw_profile(), profile);
-  sleuth::testing::DecodedProfile p = sleuth::testing::DecodePprofGz(series.samples(0).raw_profile());
+  sleuth::testing::DecodedProfile p =
+      sleuth::testing::DecodePprofGz(series.samples(0).raw_profile());
   EXPECT_TRUE(p.ok()) << p.ErrorText();
   EXPECT_GT(p.Total("cpu"), 0);
 }

@@ -16,8 +16,8 @@
 namespace sleuth::uploader {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::DumpSpec;
+using ::testing::HasSubstr;
 using testing::WriteDump;
 using testing::WrittenDump;
 
@@ -46,8 +46,8 @@ class SpoolTest : public ::testing::Test {
 };
 
 TEST(DumpNameTest, ParsesTheAgentsNamesServiceDotsIncluded) {
-  Result<DumpName> n =
-      ParseDumpBase("checkout.api.v2.31337.cpu.20261130T101502.123Z.0123456789abcdef0123456789abcdef");
+  Result<DumpName> n = ParseDumpBase(
+      "checkout.api.v2.31337.cpu.20261130T101502.123Z.0123456789abcdef0123456789abcdef");
   ASSERT_TRUE(n.ok()) << n.status().message();
   EXPECT_EQ(n->service, "checkout.api.v2");
   EXPECT_EQ(n->pid, 31337);
@@ -209,8 +209,8 @@ TEST_F(SpoolTest, CapCountsAndEvictsFailedEntries) {
   WrittenDump queued = Dump(1000);
   ASSERT_TRUE(spool.MarkRejected(0, old_failed.base, "HTTP 400\n").ok());
   std::vector<std::string> where;
-  Result<SpoolUsage> usage =
-      spool.EnforceCap(queued.bytes + 10, nullptr, [&](const Eviction& e) { where.push_back(e.where); });
+  Result<SpoolUsage> usage = spool.EnforceCap(queued.bytes + 10, nullptr,
+                                              [&](const Eviction& e) { where.push_back(e.where); });
   ASSERT_TRUE(usage.ok());
   EXPECT_EQ(where, std::vector<std::string>{"failed/a"});
   EXPECT_FALSE(Exists(dir_ + "/failed/a/" + old_failed.base + ".json"));
@@ -256,8 +256,9 @@ TEST_F(SpoolTest, OneShipperPerDirectory) {
   pid_t child = ::fork();
   if (child == 0) {
     Result<SpoolLock> other = SpoolLock::TryAcquire(dir_);
-    bool names_holder = !other.ok() && other.status().message().find(
-                                           "pid " + std::to_string(::getppid())) != std::string::npos;
+    bool names_holder =
+        !other.ok() &&
+        other.status().message().find("pid " + std::to_string(::getppid())) != std::string::npos;
     ::_exit(names_holder ? 0 : 1);
   }
   int status = 0;

@@ -101,7 +101,8 @@ class DirTest : public ::testing::Test {
   }
 
   WrittenDump Dump(DumpSpec spec = {}) {
-    spec.time_unix_nanos += static_cast<int64_t>(++dumps_written_) * 1'000'000;  // distinct, ordered
+    spec.time_unix_nanos +=
+        static_cast<int64_t>(++dumps_written_) * 1'000'000;  // distinct, ordered
     Result<WrittenDump> d = WriteDump(dumps_, spec);
     EXPECT_TRUE(d.ok()) << d.status().message();
     return d.ok() ? *d : WrittenDump{};

@@ -1,11 +1,12 @@
 // `sleuth upload`, run in-process through RunUploadCommand against the
 // loopback receiver: exit codes, what it prints, --retry-failed.
+#include "upload_command.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "exit_codes.h"
 #include "test_util.h"
-#include "upload_command.h"
 
 namespace sleuth::uploader {
 namespace {
@@ -31,7 +32,9 @@ class UploadCommandTest : public DirTest {
   }
 
   std::vector<std::string> Flags(const std::string& url) {
-    return {"--dir", dumps_, "--set", "upload.url=" + url, "--set", "upload.retry_initial=10ms",
+    return {"--dir", dumps_,
+            "--set", "upload.url=" + url,
+            "--set", "upload.retry_initial=10ms",
             "--set", "upload.retry_max=50ms"};
   }
 
@@ -58,9 +61,11 @@ TEST_F(UploadCommandTest, ListsWhatIsLeftAndWhyThenRetriesFailed) {
   std::string out;
   EXPECT_EQ(Run(Flags(rx->url()), &out), cli::kExitFailure);
   EXPECT_THAT(out, HasSubstr("left undelivered"));
-  EXPECT_THAT(out, HasSubstr(first.base + " -> default: refused, in failed/default/; sink default"));
+  EXPECT_THAT(out,
+              HasSubstr(first.base + " -> default: refused, in failed/default/; sink default"));
   EXPECT_THAT(out, HasSubstr("HTTP 401: who are you"));
-  EXPECT_THAT(out, HasSubstr(second.base + " -> default: queued, the sink refused uploads: HTTP 401"));
+  EXPECT_THAT(out,
+              HasSubstr(second.base + " -> default: queued, the sink refused uploads: HTTP 401"));
   EXPECT_THAT(out, HasSubstr("2 left undelivered"));
 
   ASSERT_TRUE(rx->Script(R"({"default": {"status": 200}})").ok());

@@ -35,18 +35,24 @@ int main(int argc, char** argv) {
   long timeout_ms = 5000;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--dir") dir = value;
-    else if (flag == "--url") url = value;
-    else if (flag == "--protocol") protocol = value;
-    else if (flag == "--concurrency") concurrency = std::stoi(value);
-    else if (flag == "--timeout-ms") timeout_ms = std::stol(value);
+    if (flag == "--dir")
+      dir = value;
+    else if (flag == "--url")
+      url = value;
+    else if (flag == "--protocol")
+      protocol = value;
+    else if (flag == "--concurrency")
+      concurrency = std::stoi(value);
+    else if (flag == "--timeout-ms")
+      timeout_ms = std::stol(value);
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
     }
   }
   if (dir.empty() || url.empty()) {
-    std::fprintf(stderr, "usage: %s --dir DIR --url URL [--protocol P] [--concurrency N]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s --dir DIR --url URL [--protocol P] [--concurrency N]\n",
+                 argv[0]);
     return 2;
   }
   sleuth::config::UploadSection cfg;

@@ -121,9 +121,13 @@ TEST_F(UploaderTest, PushesEveryKindToPyroscopeWithLabelsAuthAndHeaders) {
     EXPECT_TRUE(p.ok()) << p.ErrorText();
     EXPECT_FALSE(p.samples.empty());
   }
-  EXPECT_EQ(MetricValue(*registry_, "sleuth_uploads_total", {{"sink", "default"}, {"result", "success"}}), 4);
+  EXPECT_EQ(
+      MetricValue(*registry_, "sleuth_uploads_total", {{"sink", "default"}, {"result", "success"}}),
+      4);
   EXPECT_EQ(MetricValue(*registry_, "sleuth_upload_duration_seconds", {{"sink", "default"}}), 4);
-  EXPECT_GT(MetricValue(*registry_, "sleuth_upload_last_success_timestamp_seconds", {{"sink", "default"}}), 1.6e9);
+  EXPECT_GT(MetricValue(*registry_, "sleuth_upload_last_success_timestamp_seconds",
+                        {{"sink", "default"}}),
+            1.6e9);
 }
 
 TEST_F(UploaderTest, IngestsThroughTheLegacyApiWithABearerToken) {
@@ -142,7 +146,8 @@ TEST_F(UploaderTest, IngestsThroughTheLegacyApiWithABearerToken) {
   EXPECT_EQ(r.Header("authorization"), "Bearer t0ken-value");
   EXPECT_EQ(r.Header("content-type"), "binary/octet-stream");
   EXPECT_THAT(r.query, HasSubstr("name=my.app%7Benv%3Dtest%2Chostname%3Dtesthost%2Cpid%3D4242%2C"
-                                 "sleuth_event_id%3D" + d.event_id));
+                                 "sleuth_event_id%3D" +
+                                 d.event_id));
   EXPECT_THAT(r.query, HasSubstr("&spyName=sleuth&format=pprof"));
   EXPECT_THAT(r.query, HasSubstr("&from=1764497702&until=1764497708"));
   Result<std::string> file = ReadFile(dumps_ + "/" + d.base + ".pb.gz");
@@ -198,7 +203,9 @@ TEST_F(UploaderTest, ServerErrorThenSuccessDeliversExactlyOnce) {
   EXPECT_EQ(accepted, 1);
   EXPECT_TRUE(Delivered(d.base));
   EXPECT_EQ(MetricValue(*registry_, "sleuth_upload_retries_total", {{"sink", "default"}}), 2);
-  EXPECT_EQ(MetricValue(*registry_, "sleuth_uploads_total", {{"sink", "default"}, {"result", "retry"}}), 2);
+  EXPECT_EQ(
+      MetricValue(*registry_, "sleuth_uploads_total", {{"sink", "default"}, {"result", "retry"}}),
+      2);
 }
 
 TEST_F(UploaderTest, TimedOutRequestIsRetried) {
@@ -254,10 +261,13 @@ TEST_F(UploaderTest, UnauthorizedIsLoggedOnceSetAsideAndNotRetried) {
   EXPECT_THAT(*reason, HasSubstr("HTTP 401: invalid credentials for tenant acme"));
   Result<std::string> log_text = ReadFile(log_path);
   ASSERT_TRUE(log_text.ok());
-  EXPECT_THAT(*log_text, HasSubstr("refused " + first.base + ": HTTP 401: invalid credentials "
+  EXPECT_THAT(*log_text, HasSubstr("refused " + first.base +
+                                   ": HTTP 401: invalid credentials "
                                    "for tenant acme; set aside in failed/default/"));
   EXPECT_THAT(*log_text, HasSubstr("check upload.username"));
-  EXPECT_EQ(MetricValue(*registry_, "sleuth_uploads_total", {{"sink", "default"}, {"result", "rejected"}}), 1);
+  EXPECT_EQ(MetricValue(*registry_, "sleuth_uploads_total",
+                        {{"sink", "default"}, {"result", "rejected"}}),
+            1);
 
   // What is left, and why.
   auto up = Make(FastConfig(rx->url()));
@@ -330,7 +340,8 @@ TEST_F(UploaderTest, DumpsRemovedByRetentionAreSkipped) {
   ASSERT_TRUE(up->Start().ok());
   ASSERT_TRUE(WaitFor([&] { return up->Stats().retries >= 2; }));
   for (int i = 1; i < 6; i += 2) {  // what the agent's retention would do
-    for (const char* ext : {".json", ".pb.gz"}) ::unlink((dumps_ + "/" + dumps[i].base + ext).c_str());
+    for (const char* ext : {".json", ".pb.gz"})
+      ::unlink((dumps_ + "/" + dumps[i].base + ext).c_str());
   }
   auto rx = StartReceiver("", *port);
   ASSERT_TRUE(rx);
@@ -403,13 +414,15 @@ TEST_F(UploaderTest, DeliversEachDumpToEachSink) {
   UploadStats stats = Drain(cfg);
   EXPECT_EQ(stats.delivered, 12u);
   std::map<std::string, std::multiset<std::string>> by_endpoint;
-  for (const RecordedRequest& r : rx->Requests()) by_endpoint[r.endpoint].insert(r.Header("x-sleuth-event-id"));
+  for (const RecordedRequest& r : rx->Requests())
+    by_endpoint[r.endpoint].insert(r.Header("x-sleuth-event-id"));
   for (const RecordedRequest& r : flaky->Requests()) {
     if (r.status == 200) by_endpoint[r.endpoint].insert(r.Header("x-sleuth-event-id"));
   }
   for (const char* endpoint : {"push", "ingest", "http"}) {
     ASSERT_EQ(by_endpoint[endpoint].size(), 4u) << endpoint;
-    for (const WrittenDump& d : dumps) EXPECT_EQ(by_endpoint[endpoint].count(d.event_id), 1u) << endpoint;
+    for (const WrittenDump& d : dumps)
+      EXPECT_EQ(by_endpoint[endpoint].count(d.event_id), 1u) << endpoint;
   }
   for (const WrittenDump& d : dumps) {
     for (const char* sink : {"default", "legacy", "holmes"}) EXPECT_TRUE(Delivered(d.base, sink));
@@ -567,9 +580,11 @@ TEST_F(UploaderTest, SecretsNeverReachLogsStateOrMetrics) {
   for (const std::string& name : *failed) texts.push_back(*ReadFile(failed_dir + "/" + name));
   texts.push_back(prometheus::TextSerializer().Serialize(registry_->Collect()));
   auto up = Make(cfg);
-  ASSERT_TRUE(up->ForEachUndelivered([&](const Undelivered& u) { texts.push_back(u.reason); }).ok());
+  ASSERT_TRUE(
+      up->ForEachUndelivered([&](const Undelivered& u) { texts.push_back(u.reason); }).ok());
   for (const std::string& text : texts) {
-    for (const std::string& secret : {password, token, header_secret, Base64("agent:" + password)}) {
+    for (const std::string& secret :
+         {password, token, header_secret, Base64("agent:" + password)}) {
       EXPECT_THAT(text, Not(HasSubstr(secret))) << "a secret leaked into: " << text.substr(0, 300);
     }
   }

@@ -43,13 +43,22 @@ Status WriteWhole(const std::string& path, std::string_view data) {
 
 }  // namespace
 
-std::string NewEventId() { return RandomHex(32); }
+std::string NewEventId() {
+  return RandomHex(32);
+}
 
 std::string MakeProfile(std::string_view kind, size_t extra_functions) {
   // profile.proto field numbers.
   enum : uint32_t {
-    kSampleType = 1, kSample = 2, kLocation = 4, kFunction = 5, kStringTable = 6,
-    kTimeNanos = 9, kDurationNanos = 10, kPeriodType = 11, kPeriod = 12,
+    kSampleType = 1,
+    kSample = 2,
+    kLocation = 4,
+    kFunction = 5,
+    kStringTable = 6,
+    kTimeNanos = 9,
+    kDurationNanos = 10,
+    kPeriodType = 11,
+    kPeriod = 12,
   };
   std::vector<std::string> strings = {""};
   auto intern = [&](std::string_view s) {
@@ -63,8 +72,10 @@ std::string MakeProfile(std::string_view kind, size_t extra_functions) {
   if (kind == "cpu") {
     types = {{"samples", "count"}, {"cpu", "nanoseconds"}};
   } else if (kind == "heap") {
-    types = {{"alloc_objects", "count"}, {"alloc_space", "bytes"},
-             {"inuse_objects", "count"}, {"inuse_space", "bytes"}};
+    types = {{"alloc_objects", "count"},
+             {"alloc_space", "bytes"},
+             {"inuse_objects", "count"},
+             {"inuse_space", "bytes"}};
   } else if (kind == "memory") {
     types = {{"space", "bytes"}};
   } else {
@@ -165,7 +176,8 @@ std::string SidecarJson(const DumpSpec& spec, const std::string& event_id,
       {"metric", spec.kind == "heap" ? "memory" : spec.kind},
       {"value", 81.5},
       {"average", 20.25},
-      {"thresholds", {{"min", 10}, {"diff", 25}, {"abs", 70}, {"max", 0}, {"cooldown_seconds", 60}}},
+      {"thresholds",
+       {{"min", 10}, {"diff", 25}, {"abs", 70}, {"max", 0}, {"cooldown_seconds", 60}}},
       {"limits", {{"cpu_cores", 2}}},
       {"pid", spec.pid},
       {"hostname", spec.hostname},

@@ -24,8 +24,8 @@ struct DumpSpec {
   // Extra functions in the profile, to make it bigger (about 40 bytes each
   // before compression; the names are random so gzip cannot shrink them).
   size_t extra_functions = 0;
-  bool with_text = false;    // also write <base>.txt (a thread dump's text)
-  std::string event_id;      // empty: a fresh random one
+  bool with_text = false;  // also write <base>.txt (a thread dump's text)
+  std::string event_id;    // empty: a fresh random one
 };
 
 struct WrittenDump {

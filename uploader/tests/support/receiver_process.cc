@@ -52,7 +52,8 @@ Result<std::string> Control(int port, const std::string& path, const std::string
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(easy);
-  if (rc != CURLE_OK) return Unavailable(std::string("receiver control: ") + curl_easy_strerror(rc));
+  if (rc != CURLE_OK)
+    return Unavailable(std::string("receiver control: ") + curl_easy_strerror(rc));
   if (status != 200) return Internal("receiver control answered " + std::to_string(status));
   return response;
 }
@@ -63,8 +64,9 @@ Result<std::unique_ptr<ReceiverProcess>> ReceiverProcess::Start(const Options& o
   SLEUTH_RETURN_IF_ERROR(MakeDirs(options.record_dir, 0700));
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus("pipe2", errno);
-  std::vector<std::string> args = {SLEUTH_PYTHON3, SLEUTH_UPLOADER_RECEIVER, "--dir",
-                                   options.record_dir, "--port", std::to_string(options.port)};
+  std::vector<std::string> args = {SLEUTH_PYTHON3, SLEUTH_UPLOADER_RECEIVER,
+                                   "--dir",        options.record_dir,
+                                   "--port",       std::to_string(options.port)};
   if (!options.save_bodies) args.push_back("--no-save-bodies");
   if (!options.script_json.empty()) {
     args.push_back("--script");

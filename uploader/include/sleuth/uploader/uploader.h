@@ -11,8 +11,10 @@
 //
 // One worker thread ("sleuth-upload", started with every signal blocked)
 // drives one libcurl multi handle: HTTP keep-alive, at most
-// upload.concurrency requests in flight per sink (one while a sink is
-// failing, as a probe), upload.timeout per request. Transient failures
+// upload.concurrency requests in flight per sink (just one, as a probe,
+// until the sink has accepted an upload and while it fails, so a backend
+// that is down or refuses our credentials sees one request, not a burst),
+// upload.timeout per request. Timers use the injected Clock. Transient failures
 // (network, timeout, 408, 429, 5xx) are retried with exponential backoff and
 // jitter between upload.retry_initial and upload.retry_max, per sink, and
 // 429/503 Retry-After is honoured; a dump that keeps failing goes to the back
