@@ -28,7 +28,15 @@ RunResult RunProgram(const RunOptions& options) {
       continue;
     env_strings.push_back(kv);
   }
-  for (const auto& [k, v] : options.env) env_strings.push_back(k + "=" + v);
+  for (const auto& [k, v] : options.env) {
+#ifdef SLEUTH_SANITIZER_RUNTIME
+    if (k == "LD_PRELOAD") {
+      env_strings.push_back(k + "=" + SLEUTH_SANITIZER_RUNTIME + " " + v);
+      continue;
+    }
+#endif
+    env_strings.push_back(k + "=" + v);
+  }
   std::vector<char*> envp, argv;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
