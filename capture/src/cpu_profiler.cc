@@ -274,8 +274,9 @@ Result<Capture> CpuProfiler::Collect(const CaptureRequest& request) {
       profile.period = period_ns;
       for (profiles::RawSample& sample : profile.samples) {
         for (size_t i = 0; i < profile.sample_types.size() && i < sample.values.size(); ++i) {
-          if (profile.sample_types[i].type == "cpu")
-            sample.values[i] = sample.values[0] * period_ns;
+          if (profile.sample_types[i].type == "cpu") {
+            sample.values[i] = sample.values[0] * period_ns;  // values[0]: samples/count
+          }
         }
       }
     }

@@ -14,17 +14,17 @@ namespace {
 constexpr int64_t kMaxSampleBytes = int64_t{1} << 58;  // gperftools' bound
 
 Status TcmallocMissing(const internal::Tcmalloc& tcmalloc) {
-  return Unavailable("no heap profile: " + tcmalloc.absent_reason + "; " + kTcmallocHowTo);
+  return Unavailable(tcmalloc.absent_reason + "; " + kTcmallocHowTo);
 }
 
 Status CannotSample(const internal::Tcmalloc& tcmalloc) {
-  return Unavailable("no heap profile: the host runs tcmalloc_minimal (" + tcmalloc.library_path +
+  return Unavailable("the host runs tcmalloc_minimal (" + tcmalloc.library_path +
                      "), which cannot sample the heap; " + kTcmallocHowTo);
 }
 
 Status SamplingOff() {
   return Unavailable(
-      "no heap profile: tcmalloc's heap sampling is off (TCMALLOC_SAMPLE_PARAMETER is unset or 0, "
+      "tcmalloc's heap sampling is off (TCMALLOC_SAMPLE_PARAMETER is unset or 0, "
       "gperftools 2.10's default); set heap.sample_bytes, or " +
       std::string(kTcmallocHowTo));
 }

@@ -12,7 +12,8 @@
 //      kWriting, unwinds and reads its name into it, publishes kDone, then
 //      counts itself in `answered` (a futex word, only a wake-up hint).
 //      It makes no system call but prctl(PR_GET_NAME) and the final
-//      futex wake; libunwind adds sigprocmask around its cache lock.
+//      futex wake; libunwind adds sigprocmask around its cache lock and
+//      mincore to check addresses it is unsure of.
 //   3. At the deadline the dumper clears the active generation and moves every
 //      slot still kRequested to kAbandoned, so an answer that arrives later
 //      changes nothing. A slot caught in kWriting is waited for briefly; if it

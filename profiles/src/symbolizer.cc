@@ -1,6 +1,5 @@
 #include "sleuth/profiles/symbolizer.h"
 
-#include <fcntl.h>
 #include <sys/auxv.h>
 #include <unistd.h>
 
@@ -11,7 +10,6 @@
 
 #include "elf_reader.h"
 #include "sleuth/common/files.h"
-#include "sleuth/common/log.h"
 
 namespace sleuth::profiles {
 
@@ -175,7 +173,8 @@ std::shared_ptr<const Symbolizer::CachedFile> Symbolizer::OpenAndParse(const Map
   // The file must be the very inode that was mapped: after an upgrade the
   // path names a new build, whose symbols would be wrong.
   std::string opened_from;
-  Result<MappedElfFile> mapped = IoError("not opened");
+  Result<MappedElfFile> mapped =
+      NotFound(m.path + " was deleted after it was mapped and no live process holds it");
   if (!m.deleted) {
     std::string path = root_ + m.path;
     mapped = MappedElfFile::Open(path);

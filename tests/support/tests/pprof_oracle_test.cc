@@ -181,6 +181,11 @@ struct BrokenCase {
   const char* expected_error;
 };
 
+// Names the case instead of dumping its bytes in test listings.
+void PrintTo(const BrokenCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
 class PprofOracleBrokenTest : public ::testing::TestWithParam<BrokenCase> {};
 
 TEST_P(PprofOracleBrokenTest, ReportsTheViolation) {

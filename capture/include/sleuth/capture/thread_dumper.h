@@ -5,11 +5,21 @@
 // /proc/self/task (rt_tgsigqueueinfo, stamped with the dump's generation
 // and the thread's slot). The handler unwinds its own stack from the
 // interrupted context into a slot of a buffer mmap'd once, reads its name
-// (prctl PR_GET_NAME), publishes the result with an atomic, and returns. The dumper waits a bounded
-// time for threads that do not answer (signal blocked, stopped, exited) and reports them with a
-// marker frame instead of a stack. Nothing is allocated, locked or logged in the handler.
+// (prctl PR_GET_NAME), publishes the result with an atomic, and returns.
+// The dumper waits a bounded time for threads that do not answer (signal
+// blocked, stopped, exited) and reports them with a marker frame instead of
+// a stack. The handler allocates nothing, logs nothing and takes no lock of
+// ours; libunwind's own cache lock is held with every signal blocked, so a
+// handler can never wait on its own thread.
 //
-// The handler is installed once, on the first dump (or SetSignal), and stays
+// Threads that already block the signal when first seen are not sent one
+// (it would stay queued; an execve from that thread would hand it to the new
+// program with SIG_DFL, which kills). Like any signal-driven sampler, a dump
+// makes the calls that the kernel never restarts (epoll_wait, poll, select,
+// nanosleep, sigtimedwait, ...) return EINTR in the threads sleeping in them;
+// everything else restarts (SA_RESTART).
+//
+// The handler is installed once, on the first dump, and stays
 // installed for the life of the process: a signal that arrives late (from a
 // thread that had it blocked) must find a handler that ignores it, never
 // SIG_DFL, which would kill the host.
