@@ -1,5 +1,6 @@
 #include "sleuth/agent/dump_writer.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 

@@ -156,9 +156,10 @@ int RunUploadCommand(int argc, char** argv) {
   uint64_t left = 0;
   Status listed = shipper.ForEachUndelivered([&](const uploader::Undelivered& u) {
     if (left++ == 0) std::printf("left undelivered (dump -> sink: why):\n");
-    std::printf("  %s -> %s: %s%s\n", u.base.c_str(), u.sink.c_str(),
-                u.set_aside ? "refused, in failed/" : "queued, ",
-                u.set_aside ? (u.sink + "/; " + u.reason).c_str() : u.reason.c_str());
+    std::string why = u.set_aside
+                          ? "refused, kept in " + dir + "/failed/" + u.sink + "/ (" + u.reason + ")"
+                          : "still queued (" + u.reason + ")";
+    std::printf("  %s -> %s: %s\n", u.base.c_str(), u.sink.c_str(), why.c_str());
   });
   if (!listed.ok()) return Fail(kExitFailure, "cannot list what is left: " + listed.message());
   std::printf("uploaded %llu, refused %llu, invalid %llu, evicted %llu; %llu left undelivered\n",

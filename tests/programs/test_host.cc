@@ -182,7 +182,7 @@ int ModeSigprof(int, char**) {
   sigaction(SIGPROF, nullptr, &now);
   bool mine = now.sa_handler == OnSigprof;
   std::printf("sigprof: handler still mine: %s, ticks counted: %s, cpu dump request %s\n",
-              mine ? "yes" : "no", g_sigprof_ticks > 50 ? "yes" : "no",
+              mine ? "yes" : "no", g_sigprof_ticks > 0 ? "yes" : "no",
               rc == 0 ? "accepted" : "refused");
   return 0;
 }

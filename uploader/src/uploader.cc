@@ -824,7 +824,7 @@ void Uploader::Impl::OnRetry(Transfer& t, long status, const std::string& what,
   t.entry.attempts++;
   // To the back of the line: a dump that keeps failing cannot block the rest.
   s.window.push_back(std::move(t.entry));
-  SetLastError(t.sink, what);
+  SetLastError(t.sink, "the last attempt failed: " + what);
   if (s.failures == 1 || now - s.last_failure_log >= kFailureLogInterval) {
     s.last_failure_log = now;
     Log(log::Level::kWarn,
@@ -1003,7 +1003,7 @@ Status Uploader::ForEachUndelivered(const std::function<void(const Undelivered&)
     Undelivered with_reason = u;
     auto it = std::find(names.begin(), names.end(), u.sink);
     size_t i = static_cast<size_t>(it - names.begin());
-    with_reason.reason = i < errors.size() && !errors[i].empty() ? errors[i] : "not attempted";
+    with_reason.reason = i < errors.size() && !errors[i].empty() ? errors[i] : "not attempted yet";
     fn(with_reason);
   });
 }

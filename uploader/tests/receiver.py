@@ -18,12 +18,14 @@ Behaviour is programmable through a control endpoint:
   GET  /_control/stats   {"requests": N, "connections": M}
 
 It prints "PORT <n>" on stdout once it listens (--port 0 picks a free one).
-Standard library only; keep-alive; one thread per connection.
+With --tls-cert and --tls-key it speaks HTTPS instead. Standard library
+only; keep-alive; one thread per connection.
 """
 
 import argparse
 import json
 import os
+import ssl
 import sys
 import threading
 import time
@@ -155,6 +157,8 @@ def main():
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--no-save-bodies", action="store_true")
     parser.add_argument("--script", default="", help="initial script, as for /_control/script")
+    parser.add_argument("--tls-cert", default="", help="PEM certificate: serve HTTPS")
+    parser.add_argument("--tls-key", default="", help="PEM private key of --tls-cert")
     args = parser.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     STATE = State(args.dir, not args.no_save_bodies)
@@ -165,6 +169,12 @@ def main():
     ThreadingHTTPServer.allow_reuse_address = True
     ThreadingHTTPServer.daemon_threads = True
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        # A client that rejects the certificate fails accept(), which the
+        # server ignores (ssl.SSLError is an OSError).
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print("PORT %d" % server.server_address[1], flush=True)
     server.serve_forever()
 

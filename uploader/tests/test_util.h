@@ -89,8 +89,12 @@ class DirTest : public ::testing::Test {
   }
 
   std::unique_ptr<ReceiverProcess> StartReceiver(const std::string& script = "", int port = 0,
-                                                 bool save_bodies = true) {
+                                                 bool save_bodies = true,
+                                                 const std::string& tls_cert = "",
+                                                 const std::string& tls_key = "") {
     ReceiverProcess::Options options;
+    options.tls_cert = tls_cert;
+    options.tls_key = tls_key;
     options.record_dir = root_ + "/received" + std::to_string(++receivers_);
     options.port = port;
     options.script_json = script;

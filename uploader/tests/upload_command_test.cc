@@ -61,11 +61,11 @@ TEST_F(UploadCommandTest, ListsWhatIsLeftAndWhyThenRetriesFailed) {
   std::string out;
   EXPECT_EQ(Run(Flags(rx->url()), &out), cli::kExitFailure);
   EXPECT_THAT(out, HasSubstr("left undelivered"));
-  EXPECT_THAT(out,
-              HasSubstr(first.base + " -> default: refused, in failed/default/; sink default"));
+  EXPECT_THAT(out, HasSubstr(first.base + " -> default: refused, kept in " + dumps_ +
+                             "/failed/default/ (sink default"));
   EXPECT_THAT(out, HasSubstr("HTTP 401: who are you"));
-  EXPECT_THAT(out,
-              HasSubstr(second.base + " -> default: queued, the sink refused uploads: HTTP 401"));
+  EXPECT_THAT(out, HasSubstr(second.base +
+                             " -> default: still queued (the sink refused uploads: HTTP 401"));
   EXPECT_THAT(out, HasSubstr("2 left undelivered"));
 
   ASSERT_TRUE(rx->Script(R"({"default": {"status": 200}})").ok());
@@ -84,7 +84,7 @@ TEST_F(UploadCommandTest, GivesUpOnAnUnreachableSinkAndSaysSo) {
   flags.push_back("--give-up-after=200ms");
   std::string out;
   EXPECT_EQ(Run(flags, &out), cli::kExitFailure);
-  EXPECT_THAT(out, HasSubstr(d.base + " -> default: queued, "));
+  EXPECT_THAT(out, HasSubstr(d.base + " -> default: still queued (the last attempt failed: "));
   EXPECT_THAT(out, HasSubstr("1 left undelivered"));
   EXPECT_THAT(last_stderr_, HasSubstr("giving up on sink default"));
 }

@@ -120,8 +120,8 @@ TEST_F(UploaderProcessTest, KillNineMidQueueLosesNothingAndResendsNothingAcknowl
     EXPECT_GE(sent[id], 1) << "lost: " << base;
     if (sent[id] > 1) ++resent;
   }
-  std::printf("%zu dumps, 4 kills: %zu sent twice (each was in flight at a kill)\n",
-              base_of.size(), resent);
+  std::printf("%zu dumps, 4 kills: %zu sent twice (each was in flight at a kill)\n", base_of.size(),
+              resent);
   // A resend is only possible for a request in flight when its process was
   // killed: at most `concurrency` (2) per kill, 4 kills.
   EXPECT_LE(resent, 8u);

@@ -522,6 +522,53 @@ TEST_F(UploaderTest, RefusesBadConfigurationClearly) {
   EXPECT_THAT(Make(twice)->Start().message(), HasSubstr("two upload sinks are named \"default\""));
 }
 
+// ---------------------------------------------------------------- TLS
+
+TEST_F(UploaderTest, VerifiesTlsUnlessToldNotToAndWarnsWhenNot) {
+  std::string cert = root_ + "/cert.pem", key = root_ + "/key.pem";
+  std::string make_cert =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+      "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout '" +
+      key + "' -out '" + cert + "' >/dev/null 2>&1";
+  if (std::system(make_cert.c_str()) != 0) GTEST_SKIP() << "no openssl to make a certificate";
+  auto rx = StartReceiver("", 0, true, cert, key);
+  ASSERT_TRUE(rx);
+  ASSERT_THAT(rx->url(), HasSubstr("https://"));
+  WrittenDump first = Dump();
+
+  // Verification is on by default: a self-signed server is not trusted.
+  std::string log_path = root_ + "/log.txt";
+  ASSERT_TRUE(log::SetFile(log_path).ok());
+  UploaderOptions give_up_soon;
+  give_up_soon.give_up_after = milliseconds(200);
+  UploadStats stats = Drain(FastConfig(rx->url()), give_up_soon);
+  EXPECT_EQ(stats.delivered, 0u);
+  EXPECT_GE(stats.retries, 1u);
+  EXPECT_TRUE(rx->Requests().empty());
+
+  // Trusted through upload.ca_file.
+  config::UploadSection with_ca = FastConfig(rx->url());
+  with_ca.sinks[0].ca_file = cert;
+  EXPECT_EQ(Drain(with_ca).delivered, 1u);
+
+  // Not verified at all, with a warning at each start.
+  Dump();
+  config::UploadSection insecure = FastConfig(rx->url());
+  insecure.sinks[0].insecure_skip_verify = true;
+  EXPECT_EQ(Drain(insecure).delivered, 1u);
+  EXPECT_EQ(Drain(insecure).delivered, 0u);
+  ASSERT_TRUE(log::SetFile("").ok());
+  Result<std::string> log_text = ReadFile(log_path);
+  ASSERT_TRUE(log_text.ok());
+  EXPECT_THAT(*log_text, HasSubstr("SSL certificate problem"));
+  size_t warnings = 0;
+  for (size_t at = 0;
+       (at = log_text->find("does not verify TLS certificates", at)) != std::string::npos; ++at) {
+    ++warnings;
+  }
+  EXPECT_EQ(warnings, 2u);
+}
+
 // ---------------------------------------------------------------- secrets
 
 TEST_F(UploaderTest, SecretsNeverReachLogsStateOrMetrics) {

@@ -33,10 +33,14 @@ size_t Collect(char* data, size_t size, size_t count, void* user) {
 }
 
 // One blocking request to the receiver's control endpoint.
-Result<std::string> Control(int port, const std::string& path, const std::string* post_body) {
+Result<std::string> Control(const std::string& base_url, const std::string& path,
+                            const std::string* post_body) {
   CURL* easy = curl_easy_init();
   if (easy == nullptr) return Internal("curl_easy_init failed");
-  std::string url = "http://127.0.0.1:" + std::to_string(port) + path;
+  std::string url = base_url + path;
+  // The control channel trusts the test's own self-signed certificate.
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
   std::string response;
   curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
@@ -72,6 +76,9 @@ Result<std::unique_ptr<ReceiverProcess>> ReceiverProcess::Start(const Options& o
     args.push_back("--script");
     args.push_back(options.script_json);
   }
+  if (!options.tls_cert.empty()) {
+    args.insert(args.end(), {"--tls-cert", options.tls_cert, "--tls-key", options.tls_key});
+  }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -86,6 +93,7 @@ Result<std::unique_ptr<ReceiverProcess>> ReceiverProcess::Start(const Options& o
   ScopedFd reader(out[0]);
   std::unique_ptr<ReceiverProcess> receiver(new ReceiverProcess());
   receiver->pid_ = pid;
+  receiver->tls_ = !options.tls_cert.empty();
   receiver->record_dir_ = options.record_dir;
   std::string line;
   while (line.find('\n') == std::string::npos) {
@@ -110,12 +118,12 @@ ReceiverProcess::~ReceiverProcess() {
 }
 
 Status ReceiverProcess::Script(const std::string& json) {
-  Result<std::string> r = Control(port_, "/_control/script", &json);
+  Result<std::string> r = Control(url(), "/_control/script", &json);
   return r.ok() ? Status::Ok() : r.status();
 }
 
 Result<ReceiverStats> ReceiverProcess::Stats() const {
-  SLEUTH_ASSIGN_OR_RETURN(std::string text, Control(port_, "/_control/stats", nullptr));
+  SLEUTH_ASSIGN_OR_RETURN(std::string text, Control(url(), "/_control/stats", nullptr));
   try {
     auto doc = nlohmann::json::parse(text);
     return ReceiverStats{doc.at("requests").get<int>(), doc.at("connections").get<int>()};

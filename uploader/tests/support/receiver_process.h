@@ -44,6 +44,8 @@ class ReceiverProcess {
     int port = 0;            // 0: a free one
     bool save_bodies = true;
     std::string script_json;  // initial script (see receiver.py)
+    std::string tls_cert;     // PEM files: serve HTTPS
+    std::string tls_key;
   };
 
   // Starts python3 receiver.py and waits until it listens.
@@ -51,7 +53,9 @@ class ReceiverProcess {
   ~ReceiverProcess();  // SIGKILL and reap
 
   int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const {
+    return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_);
+  }
 
   // Replaces the answers to come, e.g.
   //   {"responses": [{"status": 500}], "default": {"status": 200}}
@@ -64,6 +68,7 @@ class ReceiverProcess {
   ReceiverProcess() = default;
   pid_t pid_ = -1;
   int port_ = 0;
+  bool tls_ = false;
   std::string record_dir_;
 };
 

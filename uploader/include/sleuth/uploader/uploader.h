@@ -128,8 +128,8 @@ class Uploader {
   [[nodiscard]] Result<uint64_t> RequeueFailed();
 
   // Every (dump, sink) pair not delivered, with why: a set-aside dump's
-  // server answer, or a queued dump's sink's last error ("not attempted"
-  // when there was none). Streams over the directory. Call after Stop().
+  // server answer, or for a queued dump its sink's last error ("not
+  // attempted yet" when there was none). Streams over the directory. Call after Stop().
   [[nodiscard]] Status ForEachUndelivered(const std::function<void(const Undelivered&)>& fn) const;
 
  private:
