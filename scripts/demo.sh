@@ -14,6 +14,7 @@ SLEUTH_AGENT_HISTORY=4 \
 SLEUTH_CPU_MIN=5 SLEUTH_CPU_DIFF=100 SLEUTH_CPU_ABS=30 \
 SLEUTH_CPU_PROFILE_DURATION=2s \
 SLEUTH_AGENT_LABELS="env=demo" \
+SLEUTH_AGENT_LOG_LEVEL=info \
   "$build/cli/sleuth" run -- "$build/examples/demo_app"
 
 sidecar=$(ls "$dumps"/*.cpu.*.json 2>/dev/null | head -n 1 || true)

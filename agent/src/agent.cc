@@ -1,5 +1,6 @@
 #include "sleuth/agent/agent.h"
 
+#include <prometheus/gauge.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -13,25 +14,30 @@
 #include <thread>
 
 #include "engines.h"
+#include "quiet_thread.h"
 #include "sleuth/agent/dump_writer.h"
 #include "sleuth/agent/metrics.h"
-
-#include <prometheus/gauge.h>
 #include "sleuth/collectors/process_info.h"
 #include "sleuth/collectors/sampler.h"
 #include "sleuth/common/clock.h"
 #include "sleuth/common/log.h"
+#include "sleuth/common/units.h"
 #include "sleuth/rules/rule.h"
+#include "sleuth/uploader/spool.h"
 #include "sleuth/uploader/uploader.h"
 
 namespace sleuth::agent {
 
 std::string_view DumpKindName(DumpKind kind) {
   switch (kind) {
-    case DumpKind::kCpu: return "cpu";
-    case DumpKind::kHeap: return "heap";
-    case DumpKind::kThreads: return "threads";
-    case DumpKind::kMemory: return "memory";
+    case DumpKind::kCpu:
+      return "cpu";
+    case DumpKind::kHeap:
+      return "heap";
+    case DumpKind::kThreads:
+      return "threads";
+    case DumpKind::kMemory:
+      return "memory";
   }
   return "?";
 }
@@ -49,23 +55,14 @@ namespace {
 
 using std::chrono::nanoseconds;
 
-// Starts a thread with every signal blocked (so the host's signals are
-// delivered to the host's threads, never to ours) and named `name`.
-std::thread StartQuietThread(const char* name, std::function<void()> body) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  std::thread t([name, body = std::move(body)] {
-    pthread_setname_np(pthread_self(), name);
-    body();
-  });
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  return t;
-}
-
 rules::RuleSpec SpecOf(const config::MetricRule& m, int warmup) {
-  return rules::RuleSpec{.enable = m.enable, .min = m.min, .diff = m.diff, .abs = m.abs,
-                         .max = m.max, .cooldown = m.cooldown, .warmup = warmup};
+  return rules::RuleSpec{.enable = m.enable,
+                         .min = m.min,
+                         .diff = m.diff,
+                         .abs = m.abs,
+                         .max = m.max,
+                         .cooldown = m.cooldown,
+                         .warmup = warmup};
 }
 
 std::string Hostname() {
@@ -78,8 +75,8 @@ std::string Hostname() {
 
 struct Job {
   DumpKind kind;
-  std::string reason;   // abs | diff | manual | alert
-  std::string metric;   // the rule's metric, or ""
+  std::string reason;  // abs | diff | manual | alert
+  std::string metric;  // the rule's metric, or ""
   std::string comment;
   std::optional<rules::Decision> decision;
   collectors::Limits limits;
@@ -98,7 +95,6 @@ struct Agent::Impl {
   explicit Impl(const config::Config& c)
       : cfg(c),
         writer(c.agent.dump_dir, c.agent.max_dumps, c.agent.max_dump_bytes),
-        sampler(getpid(), clock, collectors::SamplerOptions{.use_smaps_rollup = c.agent.use_smaps_rollup}),
         cpu_rule(SpecOf(c.cpu, c.agent.EffectiveWarmup()), c.agent.history),
         memory_rule(SpecOf(c.memory, c.agent.EffectiveWarmup()), c.agent.history),
         threads_rule(SpecOf(c.threads, c.agent.EffectiveWarmup()), c.agent.history),
@@ -107,7 +103,7 @@ struct Agent::Impl {
   config::Config cfg;
   const Clock& clock = SystemClock::Instance();
   DumpWriter writer;
-  collectors::Sampler sampler;
+  std::optional<collectors::Sampler> sampler;  // new at each Start()
   rules::MetricRule cpu_rule, memory_rule, threads_rule, heap_rule;
   Engines engines;
   AgentMetrics metrics;
@@ -128,8 +124,33 @@ struct Agent::Impl {
   std::thread collector;
   std::atomic<bool> cancel{false};
   bool warned_gone = false;
+  int live_threads = 0;            // agent threads whose body has not returned
+  std::condition_variable exited;  // signalled as each one returns
+  bool abandoned_threads = false;  // some were detached: never free this Impl
 
-  CaptureQueue& QueueFor(DumpKind kind) { return kind == DumpKind::kCpu ? cpu_queue : instant_queue; }
+  // Runs `body` on a quiet thread counted in live_threads.
+  Result<std::thread> Launch(const char* name, std::function<void()> body) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      live_threads++;
+    }
+    auto t = StartQuietThread(name, [this, body = std::move(body)] {
+      body();
+      std::lock_guard<std::mutex> lock(mu);
+      live_threads--;
+      exited.notify_all();
+    });
+    if (!t.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      live_threads--;
+    }
+    return t;
+  }
+  bool HeapReadingWanted() const { return cfg.heap.enable || !cfg.metrics.listen.empty(); }
+
+  CaptureQueue& QueueFor(DumpKind kind) {
+    return kind == DumpKind::kCpu ? cpu_queue : instant_queue;
+  }
 
   // Requires mu. kBusy when a job of this kind waits or runs already.
   Status Enqueue(Job job) {
@@ -148,8 +169,8 @@ struct Agent::Impl {
 
   void CollectLoop();
   void Tick();
-  void Consider(const char* metric, rules::MetricRule& rule, double value, bool gate,
-                DumpKind kind, const collectors::Limits& limits);
+  void Consider(const char* metric, rules::MetricRule& rule, double value, bool gate, DumpKind kind,
+                const collectors::Limits& limits);
   void CaptureLoop(CaptureQueue& q);
   void RunJob(const Job& job);
 };
@@ -165,17 +186,20 @@ void Agent::Impl::CollectLoop() {
 }
 
 void Agent::Impl::Tick() {
-  auto reading = sampler.Sample();
+  auto reading = sampler->Sample();
   if (!reading.ok()) {
     if (!warned_gone) log::Warn("cannot sample this process: " + reading.status().message());
     warned_gone = true;
     return;
   }
   const collectors::Reading& r = *reading;
-  auto heap = engines.HeapInUseBytes();
+  // mallinfo2 walks the allocator's bins under its locks: only when used.
+  Result<uint64_t> heap =
+      HeapReadingWanted() ? engines.HeapInUseBytes() : Result<uint64_t>(Unavailable("not read"));
   double memory_limit = static_cast<double>(r.limits.memory_limit_bytes);
   std::optional<double> heap_percent;
-  if (heap.ok() && memory_limit > 0) heap_percent = static_cast<double>(*heap) * 100.0 / memory_limit;
+  if (heap.ok() && memory_limit > 0)
+    heap_percent = static_cast<double>(*heap) * 100.0 / memory_limit;
 
   if (r.cpu_percent) metrics.cpu_percent.Set(*r.cpu_percent);
   metrics.memory_percent.Set(r.memory_percent);
@@ -248,8 +272,8 @@ void Agent::Impl::RunJob(const Job& job) {
     meta.value = job.decision->value;
     meta.average = job.decision->average;
     const rules::RuleSpec& r = job.decision->rule;
-    meta.thresholds = DumpMeta::Thresholds{
-        r.min, r.diff, r.abs, r.max, std::chrono::duration<double>(r.cooldown).count()};
+    meta.thresholds = DumpMeta::Thresholds{r.min, r.diff, r.abs, r.max,
+                                           std::chrono::duration<double>(r.cooldown).count()};
   }
   meta.cpu_limit_cores = job.limits.cpu_limit_cores;
   meta.cpu_limit_source = job.limits.cpu_limit_source;
@@ -269,6 +293,12 @@ void Agent::Impl::RunJob(const Job& job) {
                          .scratch_dir = cfg.agent.dump_dir,
                          .cancel = &cancel};
   auto captured = engines.Capture(job.kind, options);
+  if (cancel) {
+    // Stopping (often: the host is exiting). Writing, symbolizing and
+    // fsyncing now would delay the host's exit; the dump is dropped.
+    log::Info("stopping: dropped the " + kind + " dump in progress");
+    return;
+  }
   if (!captured.ok()) {
     metrics.CountDumpFailure(kind);
     log::Warn("cannot take a " + kind + " dump: " + captured.status().message());
@@ -286,13 +316,17 @@ void Agent::Impl::RunJob(const Job& job) {
   metrics.CountDump(kind, job.reason);
   metrics.ObserveCaptureSeconds(kind, seconds);
   log::Info("wrote " + written->profile_path + " (" + std::to_string(written->bytes) + " bytes)");
+  std::lock_guard<std::mutex> lock(mu);  // Stop() may be tearing the uploader down
   if (upload) upload->Notify();
 }
 
 Agent::Agent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Agent::~Agent() {
-  if (impl_) Stop();
+  if (!impl_) return;
+  Stop();
+  // Threads that did not finish in time still use the Impl: leak it.
+  if (impl_->abandoned_threads) (void)impl_.release();
 }
 
 Result<std::unique_ptr<Agent>> Agent::Create(const config::Config& config) {
@@ -302,38 +336,76 @@ Result<std::unique_ptr<Agent>> Agent::Create(const config::Config& config) {
   impl->hostname = Hostname();
   auto name = collectors::ProcessName(impl->pid);
   impl->service = !config.agent.service.empty() ? config.agent.service
-                                                 : (name.ok() ? *name : std::string("unknown"));
+                                                : (name.ok() ? *name : std::string("unknown"));
   if (auto cmd = collectors::ReadCmdline(impl->pid); cmd.ok()) impl->cmdline = *cmd;
   if (auto exe = collectors::ExecutablePath(impl->pid); exe.ok()) impl->executable = *exe;
   impl->build_id = BuildIdOf(impl->executable);
   SLEUTH_RETURN_IF_ERROR(impl->engines.Init(config));
-  if (!config.metrics.listen.empty()) SLEUTH_RETURN_IF_ERROR(impl->metrics.Serve(config.metrics.listen));
   if (!config.upload.sinks.empty()) {
-    impl->upload = std::make_unique<uploader::Uploader>(config.upload, config.agent.dump_dir,
-                                                        impl->metrics.registry(), impl->clock);
+    // Retention must not delete what waits for upload: the uploader's own
+    // cap (upload.max_spool_bytes) decides about undelivered dumps.
+    std::vector<std::string> sinks;
+    for (const auto& sink : config.upload.sinks) sinks.push_back(sink.name);
+    auto spool = std::make_shared<uploader::Spool>(config.agent.dump_dir, sinks);
+    impl->writer.SetRetentionExemption(
+        [spool](const std::string& base) { return spool->IsPendingForAny(base); });
   }
+  if (!config.metrics.listen.empty())
+    SLEUTH_RETURN_IF_ERROR(impl->metrics.Serve(config.metrics.listen));
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));
 }
 
 Status Agent::Start() {
   Impl& s = *impl_;
-  std::lock_guard<std::mutex> lock(s.mu);
-  if (s.running) return Status(StatusCode::kBusy, "the agent is already running");
-  s.stopping = false;
-  s.cancel = false;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.running || s.stopping) return Status(StatusCode::kBusy, "the agent is already running");
+    if (s.abandoned_threads)
+      return Status(StatusCode::kBusy, "the agent's previous threads have not finished");
+    s.cancel = false;
+    s.warned_gone = false;
+  }
+  // Fresh state: warm-up starts again and the first CPU reading does not
+  // average over the time the agent was stopped.
   s.cpu_rule.Reset();
   s.memory_rule.Reset();
   s.threads_rule.Reset();
   s.heap_rule.Reset();
-  if (s.upload) SLEUTH_RETURN_IF_ERROR(s.upload->Start());
-  s.collector = StartQuietThread("sleuth-agent", [&s] { s.CollectLoop(); });
-  s.cpu_queue.thread = StartQuietThread(s.cpu_queue.name, [&s] { s.CaptureLoop(s.cpu_queue); });
-  s.instant_queue.thread =
-      StartQuietThread(s.instant_queue.name, [&s] { s.CaptureLoop(s.instant_queue); });
-  s.running = true;
+  s.sampler.emplace(s.pid, s.clock,
+                    collectors::SamplerOptions{.use_smaps_rollup = s.cfg.agent.use_smaps_rollup});
+  if (!s.cfg.upload.sinks.empty()) {
+    s.upload = std::make_unique<uploader::Uploader>(s.cfg.upload, s.cfg.agent.dump_dir,
+                                                    s.metrics.registry(), s.clock);
+    Status started;
+    {
+      ScopedBlockAllSignals quiet;  // libcurl may start resolver threads
+      started = s.upload->Start();
+    }
+    if (!started.ok()) {
+      s.upload.reset();
+      return started.WithContext("cannot start the uploader");
+    }
+  }
+  auto fail = [&](const Status& why) {
+    Stop();
+    return why;
+  };
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.running = true;
+  }
+  auto collector = s.Launch("sleuth-agent", [&s] { s.CollectLoop(); });
+  if (!collector.ok()) return fail(collector.status());
+  s.collector = std::move(*collector);
+  auto cpu = s.Launch(s.cpu_queue.name, [&s] { s.CaptureLoop(s.cpu_queue); });
+  if (!cpu.ok()) return fail(cpu.status());
+  s.cpu_queue.thread = std::move(*cpu);
+  auto instant = s.Launch(s.instant_queue.name, [&s] { s.CaptureLoop(s.instant_queue); });
+  if (!instant.ok()) return fail(instant.status());
+  s.instant_queue.thread = std::move(*instant);
   log::Info("agent started: pid " + std::to_string(s.pid) + ", service " + s.service +
-            ", interval " + std::to_string(std::chrono::duration<double>(s.cfg.agent.interval).count()) +
-            "s, dumps in " + s.cfg.agent.dump_dir);
+            ", interval " + FormatDuration(s.cfg.agent.interval) + ", dumps in " +
+            s.cfg.agent.dump_dir);
   return Status::Ok();
 }
 
@@ -341,27 +413,60 @@ void Agent::Stop() {
   Impl& s = *impl_;
   {
     std::lock_guard<std::mutex> lock(s.mu);
-    if (!s.running) return;
+    if (!s.running || s.stopping) return;
     s.stopping = true;
-    s.cancel = true;  // a CPU profile in progress ends now
+    s.cancel = true;  // a CPU profile or thread dump in progress ends now
     s.wake.notify_all();
   }
-  for (std::thread* t : {&s.collector, &s.cpu_queue.thread, &s.instant_queue.thread})
-    if (t->joinable()) t->join();
-  if (s.upload) s.upload->Stop(s.cfg.upload.exit_grace);
+  // One deadline for everything, so the host's exit waits at most
+  // upload.exit_grace (and never less than a short moment for our own
+  // threads to notice).
+  auto grace =
+      std::max<std::chrono::nanoseconds>(s.cfg.upload.exit_grace, std::chrono::milliseconds(200));
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  bool all_exited;
+  {
+    std::unique_lock<std::mutex> lock(s.mu);
+    all_exited = s.exited.wait_until(lock, deadline, [&] { return s.live_threads == 0; });
+  }
+  for (std::thread* t : {&s.collector, &s.cpu_queue.thread, &s.instant_queue.thread}) {
+    if (!t->joinable()) continue;
+    if (all_exited) {
+      t->join();
+    } else {
+      t->detach();  // still busy (e.g. writing a dump): it ends on its own
+    }
+  }
+  if (s.upload) {
+    // What is left of the grace goes to uploads in flight; the rest stays
+    // queued on disk for the next start or `sleuth upload`.
+    auto left = std::max<std::chrono::nanoseconds>(deadline - std::chrono::steady_clock::now(),
+                                                   std::chrono::nanoseconds(0));
+    s.upload->Stop(std::min<std::chrono::nanoseconds>(left, s.cfg.upload.exit_grace));
+  }
   std::lock_guard<std::mutex> lock(s.mu);
+  s.upload.reset();
+  if (!all_exited) {
+    s.abandoned_threads = true;
+    log::Warn("agent stopped without waiting for a capture still finishing");
+  }
   s.cpu_queue.jobs.clear();
   s.instant_queue.jobs.clear();
   s.running = false;
+  s.stopping = false;
   log::Info("agent stopped");
 }
 
 Status Agent::RequestDump(DumpKind kind, std::string reason, std::string comment) {
   Impl& s = *impl_;
+  // Without tcmalloc a heap request still leaves evidence: the memory
+  // dump, whose sidecar says why it is not a heap profile.
+  if (kind == DumpKind::kHeap && !s.engines.Available(kind).ok()) kind = DumpKind::kMemory;
   SLEUTH_RETURN_IF_ERROR(s.engines.Available(kind));
   std::lock_guard<std::mutex> lock(s.mu);
-  if (!s.running) return Status(StatusCode::kUnavailable, "the agent is not running");
-  return s.Enqueue(Job{kind, std::move(reason), "", std::move(comment), std::nullopt, s.last_limits});
+  if (!s.running || s.stopping) return Status(StatusCode::kUnavailable, "the agent is not running");
+  return s.Enqueue(
+      Job{kind, std::move(reason), "", std::move(comment), std::nullopt, s.last_limits});
 }
 
 void Agent::AbandonAfterFork() {

@@ -5,10 +5,14 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <mutex>
+#include <thread>
 
+#include "quiet_thread.h"
 #include "sleuth/agent/agent.h"
 #include "sleuth/common/log.h"
 #include "sleuth/config/load.h"
@@ -38,14 +42,22 @@ constexpr ErrorText kErrors[] = {
 
 int CodeOf(const Status& s) {
   switch (s.code()) {
-    case StatusCode::kOk: return SLEUTH_OK;
-    case StatusCode::kInvalidArgument: return SLEUTH_EINVAL;
-    case StatusCode::kBusy: return SLEUTH_EBUSY;
-    case StatusCode::kUnavailable: return SLEUTH_EUNAVAILABLE;
-    case StatusCode::kPermission: return SLEUTH_EREFUSED;
-    default: return SLEUTH_EINTERNAL;
+    case StatusCode::kOk:
+      return SLEUTH_OK;
+    case StatusCode::kInvalidArgument:
+      return SLEUTH_EINVAL;
+    case StatusCode::kBusy:
+      return SLEUTH_EBUSY;
+    case StatusCode::kUnavailable:
+      return SLEUTH_EUNAVAILABLE;
+    case StatusCode::kPermission:
+      return SLEUTH_EREFUSED;
+    default:
+      return SLEUTH_EINTERNAL;
   }
 }
+
+void StopAtExit();
 
 // g_mu guards g_agent and g_config. pthread_atfork holds it across fork()
 // so a child never inherits it half-held.
@@ -56,7 +68,9 @@ bool g_atfork_registered = false;
 
 // Setuid/setgid programs (AT_SECURE) must never load code paths or write
 // files chosen by an unprivileged user's environment.
-bool RefusedHere() { return getauxval(AT_SECURE) != 0; }
+bool RefusedHere() {
+  return getauxval(AT_SECURE) != 0;
+}
 
 Status ApplyLogging(const config::Config& cfg) {
   auto level = log::ParseLevel(cfg.agent.log_level);
@@ -75,7 +89,8 @@ int StartLocked(const config::Config& cfg) {
   auto agent = Agent::Create(cfg);
   if (!agent.ok()) {
     log::Error("agent not started: " + agent.status().message());
-    return agent.status().code() == StatusCode::kInvalidArgument ? SLEUTH_ECONFIG : CodeOf(agent.status());
+    return agent.status().code() == StatusCode::kInvalidArgument ? SLEUTH_ECONFIG
+                                                                 : CodeOf(agent.status());
   }
   if (Status s = (*agent)->Start(); !s.ok()) {
     log::Error("agent not started: " + s.message());
@@ -83,20 +98,49 @@ int StartLocked(const config::Config& cfg) {
   }
   g_agent = agent->release();
   g_config = std::make_unique<config::Config>(cfg);
+  // When started after main() (linked, not preloaded), statics first used
+  // by the agent are destroyed before this library's destructor would run;
+  // an atexit handler registered now runs before them.
+  static bool atexit_registered = false;
+  if (!atexit_registered) atexit_registered = atexit(StopAtExit) == 0;
   return SLEUTH_OK;
 }
 
-void PrepareFork() { g_mu.lock(); }
-void ParentAfterFork() { g_mu.unlock(); }
+// A child that follows the parent gets its agent from a thread of its own,
+// a moment after fork() returns: most children exec at once (and the new
+// image gets its own agent from LD_PRELOAD), and nothing heavy should run
+// inside fork() itself.
+void StartInChild(config::Config cfg) {
+  cfg.metrics.listen.clear();  // the parent's port is taken (by the parent)
+  auto starter = StartQuietThread("sleuth-start", [cfg] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::lock_guard<std::mutex> lock(g_mu);
+    if (g_agent == nullptr) (void)StartLocked(cfg);
+  });
+  if (starter.ok()) starter->detach();
+}
+
+void PrepareFork() {
+  g_mu.lock();
+}
+void ParentAfterFork() {
+  g_mu.unlock();
+}
 void ChildAfterFork() {
   // The mutex was locked by the forking thread, which is this thread now.
+  std::unique_ptr<config::Config> cfg;
   if (g_agent != nullptr) {
     g_agent->AbandonAfterFork();
     g_agent = nullptr;
-    std::unique_ptr<config::Config> cfg = std::move(g_config);
-    if (cfg && cfg->agent.follow_fork) (void)StartLocked(*cfg);
+    cfg = std::move(g_config);
   }
   g_mu.unlock();
+  if (cfg && cfg->agent.follow_fork) {
+    try {
+      StartInChild(*cfg);
+    } catch (...) {  // never let anything escape into the host's fork()
+    }
+  }
 }
 
 void RegisterAtForkLocked() {
@@ -137,7 +181,10 @@ bool Preloaded() {
 
 __attribute__((constructor)) void AutoStart() {
   if (!Preloaded() || DisabledByEnvironment()) return;
-  (void)StartFromEnvironment(nullptr);
+  try {
+    (void)StartFromEnvironment(nullptr);
+  } catch (...) {  // nothing may escape into the host's start-up
+  }
 }
 
 __attribute__((destructor)) void StopAtExit() {
@@ -150,9 +197,26 @@ __attribute__((destructor)) void StopAtExit() {
     g_agent = nullptr;
   }
   if (agent != nullptr) {
-    agent->Stop();
+    try {
+      agent->Stop();
+    } catch (...) {
+    }
     // Not deleted: host threads may still be running; the OS frees it.
   }
+}
+
+// Runs `fn`, turning anything thrown into SLEUTH_EINTERNAL: no exception
+// ever crosses the C API into the host.
+template <typename Fn>
+int Guarded(const char* what, Fn fn) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    log::Error(std::string(what) + ": unexpected error: " + e.what());
+  } catch (...) {
+    log::Error(std::string(what) + ": unexpected error");
+  }
+  return SLEUTH_EINTERNAL;
 }
 
 }  // namespace
@@ -162,34 +226,38 @@ using namespace sleuth::agent;
 
 SLEUTH_EXPORT int sleuth_start(const char* config_path) {
   if (DisabledByEnvironment()) return SLEUTH_EREFUSED;
-  return StartFromEnvironment(config_path);
+  return Guarded("sleuth_start", [&]() -> int { return StartFromEnvironment(config_path); });
 }
 
 SLEUTH_EXPORT int sleuth_stop(void) {
-  Agent* agent = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(g_mu);
-    agent = g_agent;
-    g_agent = nullptr;
-    g_config.reset();
-  }
-  if (agent == nullptr) return SLEUTH_ENOTRUNNING;
-  delete agent;  // stops it
-  return SLEUTH_OK;
+  return Guarded("sleuth_stop", [&]() -> int {
+    Agent* agent = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(g_mu);
+      agent = g_agent;
+      g_agent = nullptr;
+      g_config.reset();
+    }
+    if (agent == nullptr) return SLEUTH_ENOTRUNNING;
+    delete agent;  // stops it (and leaks its state if a capture outlived the grace)
+    return SLEUTH_OK;
+  });
 }
 
 SLEUTH_EXPORT int sleuth_dump(const char* kind, const char* reason) {
-  if (kind == nullptr) return SLEUTH_EINVAL;
-  auto parsed = ParseDumpKind(kind);
-  if (!parsed.ok()) {
-    sleuth::log::Warn("sleuth_dump: " + parsed.status().message());
-    return SLEUTH_EINVAL;
-  }
-  std::lock_guard<std::mutex> lock(g_mu);
-  if (g_agent == nullptr) return SLEUTH_ENOTRUNNING;
-  sleuth::Status s = g_agent->RequestDump(*parsed, "manual", reason ? reason : "manual");
-  if (!s.ok()) sleuth::log::Warn("sleuth_dump(" + std::string(kind) + "): " + s.message());
-  return CodeOf(s);
+  return Guarded("sleuth_dump", [&]() -> int {
+    if (kind == nullptr) return SLEUTH_EINVAL;
+    auto parsed = ParseDumpKind(kind);
+    if (!parsed.ok()) {
+      sleuth::log::Warn("sleuth_dump: " + parsed.status().message());
+      return SLEUTH_EINVAL;
+    }
+    std::lock_guard<std::mutex> lock(g_mu);
+    if (g_agent == nullptr) return SLEUTH_ENOTRUNNING;
+    sleuth::Status s = g_agent->RequestDump(*parsed, "manual", reason ? reason : "manual");
+    if (!s.ok()) sleuth::log::Warn("sleuth_dump(" + std::string(kind) + "): " + s.message());
+    return CodeOf(s);
+  });
 }
 
 SLEUTH_EXPORT const char* sleuth_strerror(int code) {

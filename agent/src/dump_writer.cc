@@ -1,5 +1,6 @@
 #include "sleuth/agent/dump_writer.h"
 
+#include <signal.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -22,7 +24,8 @@ constexpr const char* kSidecarSuffix = ".json";
 constexpr const char* kTextSuffix = ".txt";
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 uint64_t FileBytes(const std::string& path) {
@@ -43,7 +46,7 @@ std::string SafeServiceName(const std::string& service) {
 }  // namespace
 
 std::string NewEventId() {
-  unsigned char bytes[16];
+  unsigned char bytes[16] = {};
   size_t got = 0;
   while (got < sizeof bytes) {
     ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
@@ -58,7 +61,8 @@ std::string NewEventId() {
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t mix = static_cast<uint64_t>(ts.tv_nsec) ^ (static_cast<uint64_t>(ts.tv_sec) << 20) ^
                    (static_cast<uint64_t>(::getpid()) << 44);
-    for (size_t i = 0; i < sizeof bytes; i++) bytes[i] ^= static_cast<unsigned char>(mix >> ((i % 8) * 8));
+    for (size_t i = 0; i < sizeof bytes; i++)
+      bytes[i] ^= static_cast<unsigned char>(mix >> ((i % 8) * 8));
   }
   static const char* kHex = "0123456789abcdef";
   std::string id;
@@ -75,8 +79,8 @@ std::string FormatDumpTime(int64_t unix_nanos) {
   struct tm tm;
   gmtime_r(&secs, &tm);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
   return buf;
 }
 
@@ -146,9 +150,15 @@ Status DumpWriter::Prepare() {
   auto names = ListDir(dir_);
   if (!names.ok()) return names.status();
   for (const auto& name : *names) {
-    if (name.find(".tmp.") != std::string::npos) {
+    size_t tmp = name.find(".tmp.");
+    if (tmp != std::string::npos) {
+      // Another live process (a sibling sharing the directory, the parent
+      // of a fork) may be writing it right now.
+      pid_t writer = static_cast<pid_t>(std::atoi(name.c_str() + tmp + 5));
+      if (writer > 0 && (::kill(writer, 0) == 0 || errno == EPERM)) continue;
       std::string path = dir_ + "/" + name;
-      if (::unlink(path.c_str()) == 0) log::Info("removed partial file " + path + " left by an earlier run");
+      if (::unlink(path.c_str()) == 0)
+        log::Info("removed partial file " + path + " left by an earlier run");
     }
   }
   return Status::Ok();
@@ -171,7 +181,12 @@ Result<WrittenDump> DumpWriter::Write(const DumpMeta& meta, const std::string& p
     std::string profile_file = out.profile_path.substr(dir_.size() + 1);
     std::string sidecar = SidecarJson(meta, profile_file, profile_gz.size());
     // Last: the sidecar's arrival marks the dump complete.
-    SLEUTH_RETURN_IF_ERROR(WriteFileAtomic(out.sidecar_path, sidecar, 0600));
+    if (Status s = WriteFileAtomic(out.sidecar_path, sidecar, 0600); !s.ok()) {
+      // Without its sidecar nothing would ever collect the rest.
+      ::unlink(out.profile_path.c_str());
+      ::unlink((out.base + kTextSuffix).c_str());
+      return s;
+    }
     out.bytes += sidecar.size();
   }
   EnforceRetention();
@@ -190,7 +205,9 @@ int DumpWriter::EnforceRetention() {
   std::vector<Entry> dumps;
   for (const auto& name : *names) {
     if (!EndsWith(name, kSidecarSuffix) || name.find(".tmp.") != std::string::npos) continue;
-    std::string base = dir_ + "/" + name.substr(0, name.size() - strlen(kSidecarSuffix));
+    std::string base_name = name.substr(0, name.size() - strlen(kSidecarSuffix));
+    if (exempt_ && exempt_(base_name)) continue;
+    std::string base = dir_ + "/" + base_name;
     struct stat st;
     if (::stat((base + kSidecarSuffix).c_str(), &st) != 0) continue;
     uint64_t bytes = static_cast<uint64_t>(st.st_size) + FileBytes(base + kProfileSuffix) +

@@ -18,7 +18,8 @@ Status Engines::Init(const config::Config& config) {
     engines_[static_cast<int>(kind)] = std::move(*engine);
   }
   // Under tcmalloc with sampling off, turn it on (heap.sample_bytes).
-  if (auto sampling = capture::EnableTcmallocSampling(static_cast<int64_t>(config.heap.sample_bytes));
+  if (auto sampling =
+          capture::EnableTcmallocSampling(static_cast<int64_t>(config.heap.sample_bytes));
       sampling.ok()) {
     log::Info(*sampling);
   }
@@ -36,7 +37,9 @@ Status Engines::Available(DumpKind kind) const {
   return engine->Available();
 }
 
-Result<uint64_t> Engines::HeapInUseBytes() const { return capture::HeapInUseBytes().inuse_bytes; }
+Result<uint64_t> Engines::HeapInUseBytes() const {
+  return capture::HeapInUseBytes().inuse_bytes;
+}
 
 Result<CapturedDump> Engines::Capture(DumpKind kind, const CaptureOptions& options) {
   auto& engine = engines_[static_cast<int>(kind)];
@@ -69,7 +72,8 @@ Result<CapturedDump> Engines::Capture(DumpKind kind, const CaptureOptions& optio
   auto gz = profiles::GzipCompress(*encoded);
   if (!gz.ok()) return gz.status();
   out.profile_gz = std::move(*gz);
-  if (kind == DumpKind::kThreads) out.text = profiles::RenderStacksText(captured->profile, *symbolizer_);
+  if (kind == DumpKind::kThreads)
+    out.text = profiles::RenderStacksText(captured->profile, *symbolizer_);
   return out;
 }
 

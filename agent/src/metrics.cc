@@ -8,6 +8,8 @@
 
 #include <exception>
 
+#include "quiet_thread.h"
+
 namespace sleuth::agent {
 namespace {
 
@@ -34,18 +36,17 @@ AgentMetrics::AgentMetrics(std::shared_ptr<prometheus::Registry> r)
     : cpu_percent(NewGauge(*r, "sleuth_cpu_percent",
                            "Process CPU use as percent of its CPU limit (cgroup quota, else "
                            "cpuset/affinity cores, else host cores)")),
-      memory_percent(NewGauge(*r, "sleuth_memory_percent",
-                              "Process RSS as percent of its memory limit")),
+      memory_percent(
+          NewGauge(*r, "sleuth_memory_percent", "Process RSS as percent of its memory limit")),
       rss_bytes(NewGauge(*r, "sleuth_rss_bytes", "Process resident set size in bytes")),
       threads(NewGauge(*r, "sleuth_threads", "Live threads of the process")),
       heap_inuse_bytes(NewGauge(*r, "sleuth_heap_inuse_bytes",
                                 "Heap bytes in use (tcmalloc, else glibc mallinfo2)")),
-      heap_percent(NewGauge(*r, "sleuth_heap_percent",
-                            "Heap bytes in use as percent of the memory limit")),
-      cpu_limit_cores(NewGauge(*r, "sleuth_cpu_limit_cores",
-                               "CPU limit of the process in cores")),
-      memory_limit_bytes(NewGauge(*r, "sleuth_memory_limit_bytes",
-                                  "Memory limit of the process in bytes")),
+      heap_percent(
+          NewGauge(*r, "sleuth_heap_percent", "Heap bytes in use as percent of the memory limit")),
+      cpu_limit_cores(NewGauge(*r, "sleuth_cpu_limit_cores", "CPU limit of the process in cores")),
+      memory_limit_bytes(
+          NewGauge(*r, "sleuth_memory_limit_bytes", "Memory limit of the process in bytes")),
       registry_(std::move(r)),
       dumps_(prometheus::BuildCounter()
                  .Name("sleuth_dumps_total")
@@ -71,8 +72,9 @@ AgentMetrics::AgentMetrics(std::shared_ptr<prometheus::Registry> r)
 
 AgentMetrics::~AgentMetrics() = default;
 
-
 Status AgentMetrics::Serve(const std::string& listen) {
+  // civetweb's threads inherit this mask: they must never take a host signal.
+  ScopedBlockAllSignals quiet;
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/1);
     exposer_->RegisterCollectable(registry_);

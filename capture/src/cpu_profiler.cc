@@ -2,7 +2,6 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <gperftools/profiler.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -16,16 +15,13 @@
 #include <utility>
 #include <vector>
 
+#include "libprofiler_api.h"
 #include "process_lock.h"
 #include "sleuth/common/files.h"
 #include "sleuth/profiles/gperftools_cpu.h"
 
 namespace sleuth::capture {
 namespace {
-
-// libprofiler's own SIGPROF handler (gperftools 2.x exports it).
-constexpr const char* kLibprofilerHandlerSymbol =
-    "_ZN14ProfileHandler13SignalHandlerEiP9siginfo_tPv";
 
 // Serializes Collect() across all CpuProfiler instances: libprofiler is one
 // per process. Not a mutex, so a child forked mid-profile is not locked out.
@@ -39,17 +35,13 @@ std::string DescribeFunction(void* address) {
   return text;
 }
 
-bool IsLibprofilerHandler(void* handler) {
-  if (void* own = dlsym(RTLD_DEFAULT, kLibprofilerHandlerSymbol); own != nullptr) {
-    return handler == own;
-  }
+bool IsLibprofilerHandler(const internal::LibprofilerApi& profiler, void* handler) {
+  if (profiler.signal_handler != nullptr) return handler == profiler.signal_handler;
   // Another gperftools build: accept a handler inside the library that
-  // defines ProfilerStart.
+  // defines ProfilerStartWithOptions.
   Dl_info handler_info{};
-  Dl_info profiler_info{};
-  return dladdr(handler, &handler_info) != 0 &&
-         dladdr(reinterpret_cast<void*>(&ProfilerStart), &profiler_info) != 0 &&
-         handler_info.dli_fbase == profiler_info.dli_fbase;
+  return profiler.library_base != nullptr && dladdr(handler, &handler_info) != 0 &&
+         handler_info.dli_fbase == profiler.library_base;
 }
 
 bool IsArmed(const itimerval& timer) {
@@ -62,6 +54,9 @@ int64_t IntervalMicros(const itimerval& timer) {
 }
 
 // Read-only checks of everything that says the host owns CPU profiling.
+// Never loads libprofiler: before it is in the process, SIGPROF must still
+// be SIG_DFL (libprofiler takes it when loaded); after, it must be
+// libprofiler's handler.
 Status CheckHostLeavesProfilingToUs() {
   if (const char* own = std::getenv("CPUPROFILE"); own != nullptr && *own != '\0') {
     return Unavailable(std::string("the host profiles itself with gperftools (CPUPROFILE=") + own +
@@ -75,7 +70,10 @@ Status CheckHostLeavesProfilingToUs() {
                          "unset it to get CPU profiles");
     }
   }
-  if (ProfilingIsEnabledForAllThreads() != 0) {
+  const internal::LibprofilerApi* profiler = internal::FindLoadedLibprofiler();
+  if (profiler == nullptr) {
+    SLEUTH_RETURN_IF_ERROR(internal::LibprofilerLoadable());
+  } else if (profiler->is_enabled_for_all_threads() != 0) {
     return Status(StatusCode::kBusy,
                   "a gperftools CPU profile is already running in this process (started by the "
                   "host or another profile); try again when it ends");
@@ -87,7 +85,19 @@ Status CheckHostLeavesProfilingToUs() {
   void* handler = (current.sa_flags & SA_SIGINFO) != 0
                       ? reinterpret_cast<void*>(current.sa_sigaction)
                       : reinterpret_cast<void*>(current.sa_handler);
-  if (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN) {
+  if (profiler == nullptr) {
+    // Not loaded yet. libprofiler would take over SIG_IGN as well, but a
+    // host that ignores SIGPROF chose to; only SIG_DFL is free to take.
+    if (current.sa_handler == SIG_IGN) {
+      return Unavailable(
+          "the host ignores SIGPROF (SIG_IGN) and loading libprofiler would replace that; CPU "
+          "profiles are off");
+    }
+    if (current.sa_handler != SIG_DFL) {
+      return Unavailable("the host installed its own SIGPROF handler (" +
+                         DescribeFunction(handler) + "); CPU profiles are off");
+    }
+  } else if (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN) {
     // libprofiler installs its handler when it loads, unless SIGPROF was
     // taken then; someone reset it since. Arming the timer now would kill
     // the host (SIG_DFL) or sample nothing (SIG_IGN).
@@ -96,8 +106,7 @@ Status CheckHostLeavesProfilingToUs() {
         (current.sa_handler == SIG_DFL ? "SIG_DFL" : "SIG_IGN") +
         ", not libprofiler's handler (the host had SIGPROF when libprofiler loaded, or reset it "
         "since); CPU profiles are off");
-  }
-  if (!IsLibprofilerHandler(handler)) {
+  } else if (!IsLibprofilerHandler(*profiler, handler)) {
     return Unavailable("the host installed its own SIGPROF handler (" + DescribeFunction(handler) +
                        "); CPU profiles are off");
   }
@@ -198,6 +207,12 @@ Result<Capture> CpuProfiler::Collect(const CaptureRequest& request) {
   try {
     SLEUTH_RETURN_IF_ERROR(CheckHostLeavesProfilingToUs());
     SLEUTH_ASSIGN_OR_RETURN(ScratchFile file, ScratchFile::Create(ScratchDir(request)));
+    // Only a profile about to run loads libprofiler (and its handler).
+    SLEUTH_ASSIGN_OR_RETURN(const internal::LibprofilerApi* libprofiler,
+                            internal::LoadLibprofiler());
+    // Again, now against the loaded library: a host that took SIGPROF
+    // between the first check and the load kept it, and must keep it.
+    SLEUTH_RETURN_IF_ERROR(CheckHostLeavesProfilingToUs());
 
     for (ThreadTicks& slot : thread_ticks_) {
       slot.tid.store(0, std::memory_order_relaxed);
@@ -210,19 +225,20 @@ Result<Capture> CpuProfiler::Collect(const CaptureRequest& request) {
     options.filter_in_thread_arg = this;
     const int64_t start_wall_nanos = WallNowNanos();
     const auto start = std::chrono::steady_clock::now();
-    if (ProfilerStartWithOptions(file.path().c_str(), &options) == 0) {
+    if (libprofiler->start_with_options(file.path().c_str(), &options) == 0) {
       return Unavailable("libprofiler could not start a profile writing " + file.path() +
                          " (is the directory writable?)");
     }
     // Stops the profile on every path out, exceptions included.
     struct StopOnExit {
+      void (*stop)();
       bool running = true;
       void Stop() {
-        if (running) ProfilerStop();
+        if (running) stop();
         running = false;
       }
       ~StopOnExit() { Stop(); }
-    } profiler;
+    } profiler{libprofiler->stop};
 
     // libprofiler armed ITIMER_PROF at the rate it read at load time; set
     // ours. Its handler samples on every SIGPROF whatever the rate.

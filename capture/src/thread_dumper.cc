@@ -24,8 +24,6 @@
 
 #include "sleuth/capture/thread_dumper.h"
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
@@ -49,6 +47,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "libunwind_api.h"
 #include "process_lock.h"
 #include "sleuth/common/files.h"
 #include "task_status.h"
@@ -94,10 +93,14 @@ struct HandlerShared {
   std::atomic<uint32_t> answered{0};           // futex word
   std::atomic<uint32_t> expected{0};
   std::atomic<void (*)(bool)> hook{nullptr};
+  // libunwind, resolved before the handler is installed: the handler only
+  // calls through it and never loads or resolves anything itself.
+  std::atomic<const internal::LibunwindApi*> unwind{nullptr};
 };
 constinit HandlerShared g_shared;
 static_assert(std::atomic<uint32_t>::is_always_lock_free &&
-              std::atomic<Slot*>::is_always_lock_free);
+              std::atomic<Slot*>::is_always_lock_free &&
+              std::atomic<const internal::LibunwindApi*>::is_always_lock_free);
 static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "futex word layout");
 
 // async-signal-safe
@@ -119,23 +122,23 @@ void FutexWake(std::atomic<uint32_t>* word) {
 // blocked, so a handler never interrupts its own thread holding it). Debian's
 // libunwind 1.6 is built without per-thread caches, and there
 // UNW_CACHE_PER_THREAD would share the global cache with no lock at all.
-void UnwindInterrupted(Slot& slot, void* ucontext) {
+void UnwindInterrupted(const internal::LibunwindApi& unwind, Slot& slot, void* ucontext) {
   slot.depth = 0;
   slot.truncated = 0;
-  if (unw_init_local2(&slot.cursor, static_cast<unw_context_t*>(ucontext), UNW_INIT_SIGNAL_FRAME) !=
-      0) {
+  if (unwind.init_local2(&slot.cursor, static_cast<unw_context_t*>(ucontext),
+                         UNW_INIT_SIGNAL_FRAME) != 0) {
     return;
   }
   uint32_t depth = 0;
   while (true) {
     unw_word_t ip = 0;
-    if (unw_get_reg(&slot.cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
+    if (unwind.get_reg(&slot.cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
     if (depth == kMaxFrames) {
       slot.truncated = 1;
       break;
     }
     slot.pcs[depth++] = ip;
-    if (unw_step(&slot.cursor) <= 0) break;
+    if (unwind.step(&slot.cursor) <= 0) break;
   }
   slot.depth = depth;
 }
@@ -151,7 +154,8 @@ void AnswerDumpRequest(const siginfo_t* info, void* ucontext) {
   if (generation == 0 || index >= kMaxThreads) return;
   if (g_shared.active_generation.load(std::memory_order_acquire) != generation) return;
   Slot* slots = g_shared.slots.load(std::memory_order_acquire);
-  if (slots == nullptr) return;
+  const internal::LibunwindApi* unwind = g_shared.unwind.load(std::memory_order_acquire);
+  if (slots == nullptr || unwind == nullptr) return;
   Slot& slot = slots[index];
   std::atomic_ref<uint64_t> state(slot.state);
   uint64_t requested = Pack(generation, kRequested);
@@ -162,7 +166,7 @@ void AnswerDumpRequest(const siginfo_t* info, void* ucontext) {
   }
   void (*hook)(bool) = g_shared.hook.load(std::memory_order_acquire);
   if (hook != nullptr) hook(true);
-  UnwindInterrupted(slot, ucontext);
+  UnwindInterrupted(*unwind, slot, ucontext);
   // The name as of the dump, by one syscall here rather than three
   // (open/read/close of /proc/self/task/<tid>/comm) in the dumper per thread.
   if (syscall(SYS_prctl, PR_GET_NAME, slot.name, 0, 0, 0) != 0) slot.name[0] = '\0';
@@ -183,19 +187,22 @@ void OnDumpSignal(int, siginfo_t* info, void* ucontext) {
 }
 
 // The calling thread's own stack, this function first. Not in signal
-// context. pcs[0] is the return address of unw_getcontext; one is subtracted
-// so it points into the call instruction and can be read as an exact pc like
-// the leaves of the other threads.
-__attribute__((noinline)) std::vector<uint64_t> RecordOwnStack() {
+// context. pcs[0] is the return address of the getcontext call made right
+// here (through the pointer, so this frame is the one captured, exactly as
+// with the unw_getcontext macro); one is subtracted so it points into the
+// call instruction and can be read as an exact pc like the leaves of the
+// other threads.
+__attribute__((noinline)) std::vector<uint64_t> RecordOwnStack(
+    const internal::LibunwindApi& unwind) {
   std::vector<uint64_t> pcs;
   unw_context_t context;
   unw_cursor_t cursor;
-  if (unw_getcontext(&context) != 0 || unw_init_local(&cursor, &context) != 0) return pcs;
+  if (unwind.getcontext(&context) != 0 || unwind.init_local(&cursor, &context) != 0) return pcs;
   do {
     unw_word_t ip = 0;
-    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
+    if (unwind.get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
     pcs.push_back(ip);
-  } while (pcs.size() < kMaxFrames && unw_step(&cursor) > 0);
+  } while (pcs.size() < kMaxFrames && unwind.step(&cursor) > 0);
   if (!pcs.empty()) pcs[0] -= 1;
   return pcs;
 }
@@ -263,9 +270,10 @@ int FindFreeSignal() {
   return 0;
 }
 
-// Installs the handler once per process: maps the slots, warms libunwind up
-// outside signal context (its first use initialises global state under a
-// lock), then installs the handler for good.
+// Installs the handler once per process: resolves libunwind and publishes
+// it to the handler, maps the slots, warms libunwind up outside signal
+// context (its first use initialises global state under a lock), then
+// installs the handler for good.
 Status EnsureInstalled() {
   DumperState& state = State();
   std::lock_guard lock(state.install_mutex);
@@ -276,11 +284,13 @@ Status EnsureInstalled() {
     }
     return Status::Ok();
   }
+  SLEUTH_ASSIGN_OR_RETURN(const internal::LibunwindApi* unwind, internal::LoadLibunwind());
   int signal = state.signal != 0 ? state.signal : FindFreeSignal();
   if (signal == 0) {
     return Unavailable("every real-time signal from SIGRTMIN+2 to SIGRTMAX has a handler in this " +
                        std::string("process; thread dumps need one that is free"));
   }
+  g_shared.unwind.store(unwind, std::memory_order_release);
   if (g_shared.slots.load() == nullptr) {
     void* memory = mmap(nullptr, kMaxThreads * sizeof(Slot), PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -291,7 +301,7 @@ Status EnsureInstalled() {
     }
     g_shared.slots.store(static_cast<Slot*>(memory), std::memory_order_release);
   }
-  (void)RecordOwnStack();
+  (void)RecordOwnStack(*unwind);
 
   struct sigaction action {};
   action.sa_sigaction = &OnDumpSignal;
@@ -716,7 +726,7 @@ Result<Capture> DumpRun::Run() {
 
   SendAll(tids);
   g_shared.expected.store(static_cast<uint32_t>(sent_), std::memory_order_release);
-  self_pcs_ = RecordOwnStack();
+  self_pcs_ = RecordOwnStack(*g_shared.unwind.load(std::memory_order_acquire));
   WaitForAnswers();
   Finish();
   return BuildCapture();
@@ -724,9 +734,17 @@ Result<Capture> DumpRun::Run() {
 
 }  // namespace
 
-ThreadDumper::ThreadDumper(ThreadDumperOptions options) : options_(options) {}
+// libunwind is opened here, long before any handler can run, so nothing is
+// ever loaded or resolved in signal context. A failure is reported by
+// Available() and Collect().
+ThreadDumper::ThreadDumper(ThreadDumperOptions options) : options_(options) {
+  (void)internal::LoadLibunwind();
+}
 
 Status ThreadDumper::Available() const {
+  if (Result<const internal::LibunwindApi*> unwind = internal::LoadLibunwind(); !unwind.ok()) {
+    return unwind.status();
+  }
   DumperState& state = State();
   std::lock_guard lock(state.install_mutex);
   if (state.installed) {

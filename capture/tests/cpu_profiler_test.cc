@@ -1,7 +1,6 @@
 #include "sleuth/capture/cpu_profiler.h"
 
 #include <fcntl.h>
-#include <gperftools/profiler.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "libprofiler_api.h"
 #include "sleuth/common/files.h"
 
 // The CPU burner, in its own section so samples in it are recognised from
@@ -47,6 +47,13 @@ extern "C" char __stop_sleuth_burn_text[];
 
 namespace sleuth::capture {
 namespace {
+
+// Whether a gperftools profile is running; false while libprofiler is not
+// even loaded (this binary does not link it).
+bool ProfileRunning() {
+  const internal::LibprofilerApi* profiler = internal::FindLoadedLibprofiler();
+  return profiler != nullptr && profiler->is_enabled_for_all_threads() != 0;
+}
 
 bool InBurner(uint64_t pc) {
   return pc >= reinterpret_cast<uintptr_t>(__start_sleuth_burn_text) &&
@@ -194,7 +201,7 @@ TEST(CpuProfilerTest, BurnerDominatesAndSampleCountMatchesCpuTime) {
   }
   EXPECT_TRUE(threads_noted);
   // Nothing is left running or lying around.
-  EXPECT_EQ(ProfilingIsEnabledForAllThreads(), 0);
+  EXPECT_FALSE(ProfileRunning());
   itimerval timer{};
   ASSERT_EQ(getitimer(ITIMER_PROF, &timer), 0);
   EXPECT_EQ(timer.it_interval.tv_usec + timer.it_value.tv_usec, 0);
@@ -248,7 +255,11 @@ TEST(CpuProfilerTest, HostWithItsOwnSigprofHandlerIsLeftAlone) {
 }
 
 TEST(CpuProfilerTest, HostWithDefaultSigprofIsNotArmed) {
-  // With SIG_DFL an armed ITIMER_PROF would kill the process.
+  // With SIG_DFL an armed ITIMER_PROF would kill the process. Before
+  // libprofiler is loaded SIG_DFL is expected (loading it installs its
+  // handler); once loaded, a reset to SIG_DFL means the host took SIGPROF
+  // back.
+  ASSERT_TRUE(internal::LoadLibprofiler().ok());
   SigprofRestorer restore;
   signal(SIGPROF, SIG_DFL);
   CpuProfiler profiler;
@@ -309,7 +320,7 @@ TEST(CpuProfilerTest, CancelStopsTheProfileEarly) {
   for (const std::string& note : capture->notes)
     noted |= note.find("cancelled") != std::string::npos;
   EXPECT_TRUE(noted);
-  EXPECT_EQ(ProfilingIsEnabledForAllThreads(), 0);
+  EXPECT_FALSE(ProfileRunning());
   EXPECT_TRUE(ListDir(scratch.path())->empty());
 }
 
@@ -329,7 +340,7 @@ TEST(CpuProfilerTest, RejectsBadRequests) {
   const Status missing_dir = profiler.Collect(request).status();
   EXPECT_FALSE(missing_dir.ok());
   EXPECT_NE(missing_dir.message().find("/nonexistent/sleuth"), std::string::npos);
-  EXPECT_EQ(ProfilingIsEnabledForAllThreads(), 0);
+  EXPECT_FALSE(ProfileRunning());
 }
 
 }  // namespace

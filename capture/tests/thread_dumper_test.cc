@@ -1,5 +1,6 @@
 #include "sleuth/capture/thread_dumper.h"
 
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,6 +17,18 @@
 #include "parked_threads.h"
 #include "sleuth/common/files.h"
 #include "task_status.h"
+
+// Takes a dump from a function whose address range the test knows (its own
+// section), to find it on the dumping thread's own stack.
+__attribute__((noinline,
+               section("sleuth_dumping_text"))) static sleuth::Result<sleuth::capture::Capture>
+SleuthDumpFromKnownFunction(sleuth::capture::ThreadDumper* dumper) {
+  sleuth::Result<sleuth::capture::Capture> capture = dumper->Collect({});
+  asm volatile("" ::: "memory");  // keeps code after the call, so the return address is inside
+  return capture;
+}
+extern "C" char __start_sleuth_dumping_text[];
+extern "C" char __stop_sleuth_dumping_text[];
 
 namespace sleuth::capture {
 namespace {
@@ -107,6 +120,31 @@ TEST(ThreadDumperTest, LeafIsTheInterruptedPcAndTheHandlerIsNotOnTheStack) {
                 (pcs.size() > 2 && testing::InParkingFunction(pcs[2] - 1)))
         << "the parking function is not the leaf's caller";
   }
+}
+
+// The dumping thread records its own stack from a context saved by
+// libunwind's getcontext, called through the pointer resolved by dlsym: the
+// leaf must be the dumper's own code (not libunwind's) and the stack must
+// reach the function that asked for the dump.
+TEST(ThreadDumperTest, DumpingThreadsOwnStackReachesItsCaller) {
+  ThreadDumper dumper;
+  Result<Capture> capture = SleuthDumpFromKnownFunction(&dumper);
+  ASSERT_TRUE(capture.ok()) << capture.status().ToString();
+  std::map<pid_t, ThreadView> threads = ByTid(capture->profile);
+  const std::vector<uint64_t>& pcs = threads[Gettid()].pcs;
+  ASSERT_GE(pcs.size(), 2u);
+  Dl_info leaf{};
+  Dl_info dumper_code{};
+  ASSERT_NE(dladdr(reinterpret_cast<void*>(pcs[0]), &leaf), 0);
+  ASSERT_NE(dladdr(reinterpret_cast<void*>(&ThreadDumper::CurrentSignal), &dumper_code), 0);
+  EXPECT_EQ(leaf.dli_fbase, dumper_code.dli_fbase) << "leaf in " << leaf.dli_fname;
+  bool caller_found = false;
+  for (size_t i = 1; i < pcs.size(); ++i) {
+    caller_found |= pcs[i] - 1 >= reinterpret_cast<uintptr_t>(__start_sleuth_dumping_text) &&
+                    pcs[i] - 1 < reinterpret_cast<uintptr_t>(__stop_sleuth_dumping_text);
+  }
+  EXPECT_TRUE(caller_found) << "the function that asked for the dump is not on the stack ("
+                            << pcs.size() << " frames)";
 }
 
 TEST(ThreadDumperTest, RepeatedDumpsStayCorrect) {

@@ -15,8 +15,10 @@ std::chrono::nanoseconds SystemClock::Monotonic() const { return Read(CLOCK_MONO
 std::chrono::nanoseconds SystemClock::Wall() const { return Read(CLOCK_REALTIME); }
 
 const SystemClock& SystemClock::Instance() {
-  static const SystemClock clock;
-  return clock;
+  // Never destroyed: agent threads may still read it while the process's
+  // static destructors run at exit.
+  static const SystemClock* clock = new SystemClock;
+  return *clock;
 }
 
 }  // namespace sleuth

@@ -112,9 +112,10 @@ std::span<const Option> OptionTable() {
        .config_field = In<&C::agent, &A::max_dump_bytes>},
       {.key = "agent.log_level",
        .type = T::kEnum,
-       .default_text = "info",
+       .default_text = "warn",
        .doc = "Least severe log line written.",
-       .why = "Start-up, each dump and each problem are logged; nothing per interval.",
+       .why = "The agent shares stderr with its host, so by default it speaks only of problems; "
+              "`info` adds start-up, each dump and each removal (nothing per interval).",
        .allowed = kLogLevels,
        .config_field = In<&C::agent, &A::log_level>},
       {.key = "agent.log_file",

@@ -288,7 +288,7 @@ TEST(LoadConfigErrorsTest, WrongTypesAreAllReported) {
           path + ":5:15: agent.follow_fork: expected true or false, got \"maybe\"; e.g. "
                  "follow_fork = false",
           path + ":6:13: agent.log_level: expected one of debug, info, warn, error or off, got "
-                 "\"verbose\"; e.g. log_level = \"info\"",
+                 "\"verbose\"; e.g. log_level = \"warn\"",
           path + ":7:19: agent.labels.team: expected a string, got an integer; e.g. labels = "
                  "{ \"env\" = \"prod\", \"team\" = \"payments\" }",
           path + ":10:7: cpu.abs: 150 is out of range: it must be at most 100; e.g. abs = 70",

@@ -35,6 +35,13 @@ class SpoolTest : public ::testing::Test {
     ASSERT_TRUE(MakeDirs(dir_).ok());
   }
 
+  void TearDown() override {
+    if (!HasFailure()) {
+      int rc = std::system(("rm -rf '" + dir_ + "'").c_str());
+      (void)rc;  // best effort: a leftover temp dir only costs disk
+    }
+  }
+
   WrittenDump Dump(int64_t time_offset_ms, DumpSpec spec = {}) {
     spec.time_unix_nanos += time_offset_ms * 1'000'000;
     Result<WrittenDump> d = WriteDump(dir_, spec);

@@ -21,6 +21,11 @@
 
 namespace sleuth::uploader::testing {
 
+inline void RemoveTree(const std::string& path) {
+  int rc = std::system(("rm -rf '" + path + "'").c_str());
+  (void)rc;  // best effort: a leftover temp dir only costs disk
+}
+
 inline bool PathExists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
@@ -86,6 +91,11 @@ class DirTest : public ::testing::Test {
     ASSERT_EQ(std::system(("rm -rf '" + root_ + "'").c_str()), 0);
     dumps_ = root_ + "/dumps";
     ASSERT_TRUE(MakeDirs(dumps_).ok());
+  }
+
+  // A passing test leaves nothing behind; a failing one keeps its files.
+  void TearDown() override {
+    if (!HasFailure()) RemoveTree(root_);
   }
 
   std::unique_ptr<ReceiverProcess> StartReceiver(const std::string& script = "", int port = 0,

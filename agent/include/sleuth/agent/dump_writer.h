@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -77,7 +78,7 @@ class DumpWriter {
   DumpWriter(std::string dir, int max_dumps, uint64_t max_dump_bytes);
 
   // Creates the directory (0700) and removes temporary files left by a
-  // process that died mid-write.
+  // process that died mid-write (`*.tmp.<pid>` whose pid no longer exists).
   Status Prepare();
 
   // Writes one dump, then applies retention.
@@ -91,7 +92,15 @@ class DumpWriter {
 
   const std::string& dir() const { return dir_; }
 
+  // Dumps for which `exempt(base_name)` is true (e.g. still waiting for
+  // upload) are never removed by retention. Called under the writer's lock.
+  void SetRetentionExemption(std::function<bool(const std::string& base_name)> exempt) {
+    std::lock_guard<std::mutex> lock(mu_);
+    exempt_ = std::move(exempt);
+  }
+
  private:
+  std::function<bool(const std::string&)> exempt_;
   std::string dir_;
   int max_dumps_;
   uint64_t max_dump_bytes_;

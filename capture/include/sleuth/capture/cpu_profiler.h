@@ -7,6 +7,14 @@
 // ITIMER_PROF, CPUPROFILE set (the host profiles itself with gperftools), or
 // a profile already running. The profiler is stopped on every path.
 //
+// Loading: libprofiler is not linked. Loading it installs its SIGPROF
+// handler, so it is opened (dlopen RTLD_LOCAL, libprofiler.so.0 from
+// libgoogle-perftools4) only by the first Collect() that passes the checks
+// above; Available() never loads it (it only asks whether the dynamic
+// loader can find it), and a host that never asks for a CPU profile never
+// gets its handler. Until then SIGPROF must be SIG_DFL. When the host
+// already has libprofiler, that copy is used.
+//
 // Frequency: libprofiler reads CPUPROFILE_FREQUENCY once, when it is loaded,
 // and has no API to change it. The engine starts the profile, then re-arms
 // ITIMER_PROF at the requested rate (libprofiler's handler does not care

@@ -19,6 +19,11 @@
 // nanosleep, sigtimedwait, ...) return EINTR in the threads sleeping in them;
 // everything else restarts (SA_RESTART).
 //
+// libunwind is not linked: the first ThreadDumper constructed opens
+// libunwind.so.8 privately (dlopen RTLD_LOCAL, so its _Unwind_* never take
+// over the host's C++ exceptions) and resolves everything the handler calls.
+// Without it (Debian package libunwind8) Available() says so.
+//
 // The handler is installed once, on the first dump, and stays
 // installed for the life of the process: a signal that arrives late (from a
 // thread that had it blocked) must find a handler that ignores it, never

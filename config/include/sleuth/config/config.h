@@ -43,7 +43,7 @@ struct AgentSection {
   double cpu_max = 0;  // 0 = off
   int max_dumps = 100;
   uint64_t max_dump_bytes = 1ull << 30;
-  std::string log_level = "info";
+  std::string log_level = "warn";
   std::string log_file;  // empty: stderr
   bool follow_fork = false;
   bool use_smaps_rollup = false;
