@@ -2,6 +2,7 @@
 // asserting on the dumps they leave (decoded with the independent libprotobuf
 // oracle) and on the host's own behaviour.
 #include <dlfcn.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -421,6 +422,45 @@ TEST(AgentLibrary, NoUnwindOrProfilerDependency) {
   EXPECT_FALSE(LinesWith(r.out, "(NEEDED)").empty()) << r.out;
   EXPECT_TRUE(LinesWith(r.out, "libunwind").empty()) << r.out;
   EXPECT_TRUE(LinesWith(r.out, "libprofiler").empty()) << r.out;
+}
+
+TEST(AgentLibrary, LinkedHostDrivesTheAgentThroughTheCApi) {
+  std::string dir = MakeTempDir("sleuth_capi");
+  auto env = AgentEnv(dir);
+  env.erase("LD_PRELOAD");  // linked, not preloaded: nothing starts by itself
+  RunResult r = RunProgram({.argv = {CApiHost()}, .env = env});
+  ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
+  EXPECT_EQ(r.out,
+            "start 0 (success)\n"
+            "bogus 1 dump 0 restart 3 stop 0 stop_again 4\n");
+  auto dumps = FindDumps(dir);
+  ASSERT_NE(FindKind(dumps, "threads"), nullptr) << Diagnostics(r);
+  json meta = json::parse(FindKind(dumps, "threads")->sidecar_json);
+  EXPECT_EQ(meta["reason"], "manual");
+  EXPECT_EQ(meta["comment"], "c api test");
+}
+
+TEST(AgentSafety, SetuidProgramIsRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to make a setuid copy";
+  // A setuid-root copy of the C host, run by nobody: AT_SECURE is set, so
+  // sleuth_start must refuse (SLEUTH_EREFUSED = 5) and write nothing.
+  std::string dir = MakeTempDir("sleuth_setuid");
+  ASSERT_EQ(chmod(dir.c_str(), 0755), 0);
+  std::string copy = dir + "/c_api_host";
+  RunResult cp = RunProgram({.argv = {"/bin/cp", CApiHost(), copy}, .env = {}});
+  ASSERT_EQ(cp.exit_code, 0) << cp.err;
+  ASSERT_EQ(chmod(copy.c_str(), 04755), 0);
+  std::string dumps = dir + "/dumps";
+  auto env = AgentEnv(dumps);
+  env.erase("LD_PRELOAD");
+  RunResult r = RunProgram({.argv = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                                     "--clear-groups", copy},
+                            .env = env});
+  ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
+  EXPECT_EQ(r.out, "start 5 (the agent refuses to run in this process (setuid/setgid or "
+                   "SLEUTH_DISABLE))\n");
+  EXPECT_NE(r.err.find("setuid"), std::string::npos) << r.err;
+  EXPECT_FALSE(ListDir(dumps).ok()) << "a refused agent must not even create its directory";
 }
 
 }  // namespace

@@ -95,6 +95,7 @@ RunResult RunProgram(const RunOptions& options) {
 
 std::string LibSleuth() { return std::string(SLEUTH_BINARY_DIR) + "/agent/libsleuth.so"; }
 std::string TestHost() { return std::string(SLEUTH_BINARY_DIR) + "/tests/programs/test_host"; }
+std::string CApiHost() { return std::string(SLEUTH_BINARY_DIR) + "/tests/programs/c_api_host"; }
 std::string SleuthCli() { return std::string(SLEUTH_BINARY_DIR) + "/cli/sleuth"; }
 std::string Tcmalloc() { return "/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4"; }
 

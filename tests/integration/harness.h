@@ -34,6 +34,7 @@ RunResult RunProgram(const RunOptions& options);
 // Paths of the build products.
 std::string LibSleuth();  // build/.../agent/libsleuth.so
 std::string TestHost();   // build/.../tests/programs/test_host
+std::string CApiHost();   // build/.../tests/programs/c_api_host
 std::string SleuthCli();  // build/.../cli/sleuth
 std::string Tcmalloc();   // /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4
 
