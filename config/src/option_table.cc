@@ -452,7 +452,7 @@ std::span<const Option> OptionTable() {
       {.key = "upload.concurrency",
        .type = T::kInt,
        .default_text = "2",
-       .doc = "Most uploads in flight at once.",
+       .doc = "Most uploads in flight at once per sink.",
        .why = "Keeps a backlog moving without weighing on the host's network or CPU.",
        .at_least = "1",
        .config_field = In<&C::upload, &U::concurrency>},

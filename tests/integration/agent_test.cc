@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "harness.h"
+#include "receiver_process.h"
 #include "sleuth/testing/pprof_oracle.h"
 #include "sleuth/common/files.h"
 
@@ -461,6 +462,31 @@ TEST(AgentSafety, SetuidProgramIsRefused) {
                    "SLEUTH_DISABLE))\n");
   EXPECT_NE(r.err.find("setuid"), std::string::npos) << r.err;
   EXPECT_FALSE(ListDir(dumps).ok()) << "a refused agent must not even create its directory";
+}
+
+TEST(AgentUpload, EveryDumpReachesTheBackendWithItsEventId) {
+  std::string dir = MakeTempDir("sleuth_upload");
+  uploader::testing::ReceiverProcess::Options options;
+  options.record_dir = dir + "/received";
+  auto receiver = uploader::testing::ReceiverProcess::Start(options);
+  ASSERT_TRUE(receiver.ok()) << receiver.status().message();
+  auto env = AgentEnv(dir + "/dumps");
+  env["SLEUTH_UPLOAD_URL"] = (*receiver)->url();
+  env["SLEUTH_UPLOAD_EXIT_GRACE"] = "3s";
+  RunResult r = RunProgram({.argv = {TestHost(), "threads", "5", "1500"}, .env = env});
+  ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
+  auto dumps = FindDumps(dir + "/dumps");
+  const DumpFiles* d = FindKind(dumps, "threads");
+  ASSERT_NE(d, nullptr) << Diagnostics(r);
+  std::string event_id = json::parse(d->sidecar_json)["event_id"];
+  auto requests = (*receiver)->Requests();
+  ASSERT_EQ(requests.size(), 1u) << Diagnostics(r);
+  EXPECT_EQ(requests[0].endpoint, "push");
+  EXPECT_EQ(requests[0].status, 200);
+  EXPECT_EQ(requests[0].Header("x-sleuth-event-id"), event_id);
+  std::string base = d->base.substr(d->base.rfind('/') + 1);
+  EXPECT_TRUE(ReadFile(dir + "/dumps/.sleuth-upload/default/" + base + ".done").ok())
+      << "the delivery must be recorded so a restart does not resend it";
 }
 
 }  // namespace
