@@ -688,6 +688,9 @@ void Uploader::Impl::StartTransfer(size_t sink_index, WindowEntry entry, Nanos n
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
   curl_easy_setopt(easy, CURLOPT_USERAGENT, kUserAgent);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);  // no SIGALRM: we are a guest thread
+  // Tearing down a transfer still resolving a name must not wait for the
+  // resolver thread: that would hold up the host's exit (upload.exit_grace).
+  curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
   long timeout_ms =
       static_cast<long>(std::max<int64_t>(1, duration_cast<milliseconds>(config.timeout).count()));
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
