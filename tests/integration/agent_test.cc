@@ -214,6 +214,12 @@ class HostUnchanged : public ::testing::TestWithParam<SameBehaviour> {};
 
 TEST_P(HostUnchanged, OutputAndExitStatusMatch) {
   const auto& p = GetParam();
+#ifdef SLEUTH_SANITIZER_RUNTIME
+  // Under ASan the forked child of a process that has libcurl loaded
+  // deadlocks inside ASan's allocator, with no agent at all (preloading
+  // libcurl alone does it); the default build runs the fork cases.
+  if (p.args.front() == "fork") GTEST_SKIP() << "fork + libcurl deadlocks under ASan itself";
+#endif
   std::vector<std::string> argv = {TestHost()};
   argv.insert(argv.end(), p.args.begin(), p.args.end());
   RunResult bare = RunProgram({.argv = argv, .env = {}});
@@ -293,6 +299,10 @@ TEST(AgentSafety, DisabledAgentDoesNothing) {
 }
 
 TEST(AgentSafety, FollowForkDecidesWhetherTheChildGetsAnAgent) {
+#ifdef SLEUTH_SANITIZER_RUNTIME
+  GTEST_SKIP() << "fork + libcurl deadlocks under ASan itself (see HostUnchanged); the default "
+                  "build runs this test";
+#endif
   for (bool follow : {false, true}) {
     std::string dir = MakeTempDir("sleuth_follow");
     auto env = AgentEnv(dir);
