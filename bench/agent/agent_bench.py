@@ -123,28 +123,37 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "default"))
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument("--idle-batches", type=int, default=25000,
+                    help="work per idle-ratio run (25000 is about 9 s of one core here): long "
+                         "enough that the agent's one-off start-up cost does not dominate")
+    ap.add_argument("--only", choices=["idle", "profile", "pause", "rss"], help="one figure")
     args = ap.parse_args()
     host = os.path.join(args.build, "bench", "agent", "bench_host")
     lib = os.path.join(args.build, "agent", "libsleuth.so")
     reps = 3 if args.quick else 7
 
-    a, b, ratio = idle_ratio(host, lib, reps, 400 if args.quick else 1500)
-    print(f"idle_cpu_ratio: {ratio:.4f}  (host CPU {a:.3f}s without, {b:.3f}s with the agent "
+    want = lambda name: args.only in (None, name)
+    if want("idle"):
+      a, b, ratio = idle_ratio(host, lib, reps, args.idle_batches)
+      print(f"idle_cpu_ratio: {ratio:.4f}  (host CPU {a:.3f}s without, {b:.3f}s with the agent "
           f"at interval=1s; median of {reps})")
 
-    t = profile_slowdown(host, lib, 4 if args.quick else 8, 3 if args.quick else 5)
-    print(f"profile_throughput: none {t['none']:.0f}, sleuth 100Hz {t['sleuth']:.0f} "
+    if want("profile"):
+      t = profile_slowdown(host, lib, 4 if args.quick else 8, 3 if args.quick else 5)
+      print(f"profile_throughput: none {t['none']:.0f}, sleuth 100Hz {t['sleuth']:.0f} "
           f"({t['sleuth'] / t['none']:.4f}), gperftools CPUPROFILE 100Hz {t['gperftools']:.0f} "
           f"({t['gperftools'] / t['none']:.4f}) batches")
 
-    for n in (100, 1000):
+    if want("pause"):
+      for n in (100, 1000):
         med, worst = dump_pause(host, lib, n, 5 if args.quick else 15)
         print(f"dump_pause_{n}_threads: median {med:.2f} ms, max {worst:.2f} ms")
 
-    tmp = tempfile.mkdtemp(prefix="sleuth-bench-")
-    bare = rss_kib([host, "idle", "4000"], base_env(), 3)
-    with_agent = rss_kib([host, "idle", "4000"], agent_env(lib, tmp, SLEUTH_AGENT_INTERVAL="1s"), 3)
-    print(f"agent_rss: +{(with_agent - bare) / 1024:.1f} MiB (host {bare / 1024:.1f} MiB without, "
+    if want("rss"):
+      tmp = tempfile.mkdtemp(prefix="sleuth-bench-")
+      bare = rss_kib([host, "idle", "4000"], base_env(), 3)
+      with_agent = rss_kib([host, "idle", "4000"], agent_env(lib, tmp, SLEUTH_AGENT_INTERVAL="1s"), 3)
+      print(f"agent_rss: +{(with_agent - bare) / 1024:.1f} MiB (host {bare / 1024:.1f} MiB without, "
           f"{with_agent / 1024:.1f} MiB with)")
 
 
