@@ -15,6 +15,7 @@
 
 #include "sleuth/common/files.h"
 #include "sleuth/common/log.h"
+#include "sleuth/uploader/spool.h"
 
 namespace sleuth::agent {
 namespace {
@@ -73,17 +74,6 @@ std::string NewEventId() {
   return id;
 }
 
-std::string FormatDumpTime(int64_t unix_nanos) {
-  time_t secs = static_cast<time_t>(unix_nanos / 1'000'000'000);
-  int millis = static_cast<int>((unix_nanos / 1'000'000) % 1000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
-  return buf;
-}
-
 static std::string Rfc3339(int64_t unix_nanos) {
   time_t secs = static_cast<time_t>(unix_nanos / 1'000'000'000);
   int millis = static_cast<int>((unix_nanos / 1'000'000) % 1000);
@@ -97,7 +87,7 @@ static std::string Rfc3339(int64_t unix_nanos) {
 
 std::string DumpBaseName(const DumpMeta& meta) {
   return SafeServiceName(meta.service) + "." + std::to_string(meta.pid) + "." + meta.kind + "." +
-         FormatDumpTime(meta.start_time_unix_nanos) + "." + meta.event_id;
+         uploader::FormatDumpTime(meta.start_time_unix_nanos) + "." + meta.event_id;
 }
 
 std::string SidecarJson(const DumpMeta& meta, const std::string& profile_file,

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "sleuth/common/files.h"
+#include "sleuth/uploader/spool.h"
 
 namespace sleuth::agent {
 namespace {
@@ -48,7 +49,7 @@ TEST(DumpWriter, EventIdsAreUniqueHex) {
 
 TEST(DumpWriter, NamesCarryServicePidKindTimeAndId) {
   DumpMeta m = Meta(1'764'497'702'123'456'789);  // 2025-11-30T10:15:02.123Z
-  EXPECT_EQ(FormatDumpTime(m.start_time_unix_nanos), "20251130T101502.123Z");
+  EXPECT_EQ(uploader::FormatDumpTime(m.start_time_unix_nanos), "20251130T101502.123Z");
   EXPECT_EQ(DumpBaseName(m), "my_app_v2.4242.cpu.20251130T101502.123Z." + m.event_id);
 }
 

@@ -55,15 +55,13 @@ struct DumpMeta {
 // A new random event id: 128 bits from getrandom(2) as 32 hex chars.
 std::string NewEventId();
 
-// "20261130T101502.123Z" for a Unix time in nanoseconds.
-std::string FormatDumpTime(int64_t unix_nanos);
-
 // The sidecar's JSON text (pure).
 std::string SidecarJson(const DumpMeta& meta, const std::string& profile_file,
                         uint64_t profile_bytes);
 
 // `<service>.<pid>.<kind>.<time>.<event_id>` with characters of the service
-// name other than [A-Za-z0-9_-] replaced by '_' (pure).
+// name other than [A-Za-z0-9_-] replaced by '_', and the time formatted by
+// uploader::FormatDumpTime (the uploader parses these names) (pure).
 std::string DumpBaseName(const DumpMeta& meta);
 
 struct WrittenDump {
