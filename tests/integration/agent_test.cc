@@ -210,6 +210,12 @@ struct SameBehaviour {
   std::map<std::string, std::string> extra_env;
 };
 
+// Names the case in test listings instead of dumping its bytes.
+void PrintTo(const SameBehaviour& p, std::ostream* os) {
+  for (const auto& a : p.args) *os << a << ' ';
+  for (const auto& [k, v] : p.extra_env) *os << k << '=' << v << ' ';
+}
+
 class HostUnchanged : public ::testing::TestWithParam<SameBehaviour> {};
 
 TEST_P(HostUnchanged, OutputAndExitStatusMatch) {
