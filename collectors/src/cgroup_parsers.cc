@@ -8,6 +8,7 @@
 namespace sleuth::collectors {
 
 using internal::NextField;
+using internal::Malformed;
 using internal::NextLine;
 using internal::ParseInt64;
 using internal::ParseUint64;
@@ -16,12 +17,6 @@ using internal::Trim;
 
 namespace {
 
-Status Malformed(std::string_view source, std::string_view what) {
-  std::string m(source);
-  m += ": ";
-  m += what;
-  return InvalidArgument(std::move(m));
-}
 
 std::string LineRef(int line_number, std::string_view line) {
   return "line " + std::to_string(line_number) + " " + Quote(line);

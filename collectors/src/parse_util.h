@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "sleuth/common/status.h"
+
 namespace sleuth::collectors::internal {
 
 inline bool IsSpace(char c) {
@@ -106,5 +108,14 @@ inline std::string JoinRoot(std::string_view root, std::string_view logical) {
 // sampler that reads the same small files every tick does not allocate.
 // Returns 0 or the errno of the failed open/read. Thread-compatible.
 int ReadFileInto(const char* path, std::string* out);
+
+// "<source>: <what>" as kInvalidArgument: every parser's error names the
+// file it read.
+inline Status Malformed(std::string_view source, std::string_view what) {
+  std::string m(source);
+  m += ": ";
+  m += what;
+  return InvalidArgument(std::move(m));
+}
 
 }  // namespace sleuth::collectors::internal

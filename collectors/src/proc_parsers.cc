@@ -9,6 +9,7 @@
 namespace sleuth::collectors {
 
 using internal::NextField;
+using internal::Malformed;
 using internal::NextLine;
 using internal::ParseInt64;
 using internal::ParseKilobytes;
@@ -18,12 +19,6 @@ using internal::Trim;
 
 namespace {
 
-Status Malformed(std::string_view source, std::string_view what) {
-  std::string m(source);
-  m += ": ";
-  m += what;
-  return InvalidArgument(std::move(m));
-}
 
 // Splits a "Key:<spaces>value" line. Returns false if there is no ':'.
 bool SplitKeyValue(std::string_view line, std::string_view* key, std::string_view* value) {
