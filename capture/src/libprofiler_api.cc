@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "dl_symbols.h"
 #include "sleuth/common/files.h"
 
 namespace sleuth::capture::internal {
@@ -42,11 +43,6 @@ LoadState& State() {
   return *state;
 }
 
-std::string DlErrorText() {
-  const char* text = dlerror();
-  return text != nullptr ? text : "no reason given";
-}
-
 // Whether the dynamic loader would find `soname`, judged without loading
 // it: a file of that name in the search path of the main program
 // (LD_LIBRARY_PATH, its RPATH/RUNPATH, the system directories), or an entry
@@ -74,14 +70,12 @@ bool LoaderCanFind(const char* soname) {
 
 template <typename Function>
 Status Resolve(void* library, const char* where, const char* symbol, Function& out) {
-  dlerror();  // clear a stale error
-  void* address = dlsym(library, symbol);
-  if (address == nullptr) {
+  std::string why;
+  if (!internal::LookUpSymbol(library, symbol, out, &why)) {
     return Unavailable(std::string("CPU profiles need ") + symbol + " from " + where +
-                       ", which lacks it (" + DlErrorText() + "); install the " + kPackage +
+                       ", which lacks it (" + why + "); install the " + kPackage +
                        " package (gperftools 2.x)");
   }
-  out = reinterpret_cast<Function>(address);
   return Status::Ok();
 }
 
@@ -143,7 +137,7 @@ Result<const LibprofilerApi*> LoadLibprofiler() {
       state.failure =
           Unavailable(std::string("CPU profiles need gperftools' libprofiler, which cannot be "
                                   "loaded (") +
-                      DlErrorText() + "); install the " + kPackage + " package");
+                      internal::DlErrorText() + "); install the " + kPackage + " package");
     } else {
       ResolveInto(state, library, state.soname);
     }

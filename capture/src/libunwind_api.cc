@@ -6,6 +6,8 @@
 #include <string>
 #include <type_traits>
 
+#include "dl_symbols.h"
+
 // The symbol a libunwind API name stands for, spelled by the header's own
 // macros (unw_init_local2 -> "_ULx86_64_init_local2", unw_tdep_getcontext ->
 // "_Ux86_64_getcontext"), so the names looked up always match the
@@ -40,21 +42,14 @@ LoadState& State() {
   return *state;
 }
 
-std::string DlErrorText() {
-  const char* text = dlerror();
-  return text != nullptr ? text : "no reason given";
-}
-
 template <typename Function>
 Status Resolve(void* library, const char* soname, const char* symbol, Function& out) {
-  dlerror();  // clear a stale error
-  void* address = dlsym(library, symbol);
-  if (address == nullptr) {
+  std::string why;
+  if (!internal::LookUpSymbol(library, symbol, out, &why)) {
     return Unavailable(std::string("thread dumps need ") + symbol + " from " + soname +
-                       ", which lacks it (" + DlErrorText() + "); install the " + kPackage +
+                       ", which lacks it (" + why + "); install the " + kPackage +
                        " package, version 1.6 or newer");
   }
-  out = reinterpret_cast<Function>(address);
   return Status::Ok();
 }
 
@@ -64,7 +59,7 @@ Status Load(LoadState& state) {
   void* library = dlopen(state.soname, RTLD_NOW | RTLD_LOCAL);
   if (library == nullptr) {
     return Unavailable(std::string("thread dumps need libunwind, which cannot be loaded (") +
-                       DlErrorText() + "); install the " + kPackage + " package");
+                       internal::DlErrorText() + "); install the " + kPackage + " package");
   }
   LibunwindApi api{};
   Status resolved =
