@@ -270,6 +270,16 @@ int FindFreeSignal() {
   return 0;
 }
 
+// Once installed, the handler stays; this says whether the host has since
+// taken the signal over. Caller holds install_mutex.
+Status StillOurs(const DumperState& state) {
+  struct sigaction current {};
+  if (sigaction(state.signal, nullptr, &current) != 0 || !IsOurHandler(current)) {
+    return HandlerReplaced(state.signal);
+  }
+  return Status::Ok();
+}
+
 // Installs the handler once per process: resolves libunwind and publishes
 // it to the handler, maps the slots, warms libunwind up outside signal
 // context (its first use initialises global state under a lock), then
@@ -277,13 +287,7 @@ int FindFreeSignal() {
 Status EnsureInstalled() {
   DumperState& state = State();
   std::lock_guard lock(state.install_mutex);
-  if (state.installed) {
-    struct sigaction current {};
-    if (sigaction(state.signal, nullptr, &current) != 0 || !IsOurHandler(current)) {
-      return HandlerReplaced(state.signal);
-    }
-    return Status::Ok();
-  }
+  if (state.installed) return StillOurs(state);
   SLEUTH_ASSIGN_OR_RETURN(const internal::LibunwindApi* unwind, internal::LoadLibunwind());
   int signal = state.signal != 0 ? state.signal : FindFreeSignal();
   if (signal == 0) {
@@ -747,13 +751,7 @@ Status ThreadDumper::Available() const {
   }
   DumperState& state = State();
   std::lock_guard lock(state.install_mutex);
-  if (state.installed) {
-    struct sigaction current {};
-    if (sigaction(state.signal, nullptr, &current) != 0 || !IsOurHandler(current)) {
-      return HandlerReplaced(state.signal);
-    }
-    return Status::Ok();
-  }
+  if (state.installed) return StillOurs(state);
   if (state.signal != 0) {
     struct sigaction current {};
     if (sigaction(state.signal, nullptr, &current) != 0 || !IsDefault(current)) {

@@ -105,6 +105,23 @@ Status ForEachEntry(const std::string& dir, const std::function<void(std::string
   }
 }
 
+// Calls fn(sub, dir, base) for every complete dump set aside under
+// failed_root/<sub>/ (dir is that subdirectory).
+Status ForEachFailedSidecar(
+    const std::string& failed_root,
+    const std::function<void(const std::string&, const std::string&, const std::string&)>& fn) {
+  std::vector<std::string> subdirs;
+  SLEUTH_RETURN_IF_ERROR(ForEachEntry(
+      failed_root, [&](std::string_view name) { subdirs.emplace_back(name); }, true));
+  for (const std::string& sub : subdirs) {
+    std::string dir = Join(failed_root, sub);
+    SLEUTH_RETURN_IF_ERROR(ForEachEntry(dir, [&](std::string_view name) {
+      if (std::optional<std::string> base = SidecarBase(name)) fn(sub, dir, *base);
+    }));
+  }
+  return Status::Ok();
+}
+
 // Writes `data` to `path` through a temporary name and rename(2), without
 // fsync: the rename makes the write atomic for any crash of this process
 // (kill -9 included); only a power loss could lose it, and then the dump is
@@ -440,22 +457,15 @@ Result<SpoolUsage> Spool::EnforceCap(uint64_t max_bytes,
       usage.pending_bytes += bytes;
       consider(Candidate{std::move(*key), {}, bytes});
     }));
-    std::vector<std::string> subdirs;
-    SLEUTH_RETURN_IF_ERROR(ForEachEntry(
-        failed_root, [&](std::string_view name) { subdirs.emplace_back(name); }, true));
-    for (const std::string& sub : subdirs) {
-      std::string dir = Join(failed_root, sub);
-      SLEUTH_RETURN_IF_ERROR(ForEachEntry(dir, [&](std::string_view name) {
-        std::optional<std::string> base = SidecarBase(name);
-        if (!base) return;
-        uint64_t bytes = EntryBytes(dir, *base);
-        Result<DumpKey> key = KeyIn(dir, *base);
-        if (!key.ok()) return;
-        usage.failed_dumps++;
-        usage.failed_bytes += bytes;
-        consider(Candidate{std::move(*key), sub, bytes});
-      }));
-    }
+    SLEUTH_RETURN_IF_ERROR(ForEachFailedSidecar(
+        failed_root, [&](const std::string& sub, const std::string& dir, const std::string& base) {
+          uint64_t bytes = EntryBytes(dir, base);
+          Result<DumpKey> key = KeyIn(dir, base);
+          if (!key.ok()) return;
+          usage.failed_dumps++;
+          usage.failed_bytes += bytes;
+          consider(Candidate{std::move(*key), sub, bytes});
+        }));
     if (usage.spool_bytes() <= max_bytes) return usage;
 
     std::vector<Candidate> ordered;
@@ -536,21 +546,13 @@ Status Spool::ForEachUndelivered(const std::function<void(const Undelivered&)>& 
     }
   }));
   std::string failed_root = Join(dir_, kFailedDirName);
-  std::vector<std::string> subdirs;
-  SLEUTH_RETURN_IF_ERROR(ForEachEntry(
-      failed_root, [&](std::string_view name) { subdirs.emplace_back(name); }, true));
-  for (const std::string& sub : subdirs) {
-    std::string dir = Join(failed_root, sub);
-    SLEUTH_RETURN_IF_ERROR(ForEachEntry(dir, [&](std::string_view name) {
-      std::optional<std::string> base = SidecarBase(name);
-      if (!base) return;
-      Result<std::string> reason = ReadFile(Join(dir, *base + std::string(kReasonExt)), 4096);
-      std::string text = reason.ok() ? *reason : "(no reason recorded)";
-      while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-      fn(Undelivered{*base, sub, true, std::move(text)});
-    }));
-  }
-  return Status::Ok();
+  return ForEachFailedSidecar(
+      failed_root, [&](const std::string& sub, const std::string& dir, const std::string& base) {
+        Result<std::string> reason = ReadFile(Join(dir, base + std::string(kReasonExt)), 4096);
+        std::string text = reason.ok() ? *reason : "(no reason recorded)";
+        while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+        fn(Undelivered{base, sub, true, std::move(text)});
+      });
 }
 
 // ---------------------------------------------------------------- SpoolLock
