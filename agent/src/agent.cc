@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -124,6 +125,10 @@ struct Agent::Impl {
   std::thread collector;
   std::atomic<bool> cancel{false};
   bool warned_gone = false;
+  // Thread ids of the agent's own threads (its loops, and those libraries
+  // start for it: civetweb's, libcurl's), left out of the threads reading
+  // and of dumps. Guarded by mu.
+  std::vector<pid_t> own_tids;
   int live_threads = 0;            // agent threads whose body has not returned
   std::condition_variable exited;  // signalled as each one returns
   bool abandoned_threads = false;  // some were detached: never free this Impl
@@ -135,6 +140,10 @@ struct Agent::Impl {
       live_threads++;
     }
     auto t = StartQuietThread(name, [this, body = std::move(body)] {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        own_tids.push_back(static_cast<pid_t>(gettid()));
+      }
       body();
       std::lock_guard<std::mutex> lock(mu);
       live_threads--;
@@ -145,6 +154,33 @@ struct Agent::Impl {
       live_threads--;
     }
     return t;
+  }
+  // The agent's threads that are alive now (a library's short-lived
+  // threads come and go). Requires mu.
+  std::vector<pid_t> LiveOwnTidsLocked() {
+    auto threads = collectors::ListThreads(pid);
+    if (!threads.ok()) return own_tids;
+    std::vector<pid_t> live;
+    for (pid_t tid : own_tids)
+      if (std::binary_search(threads->begin(), threads->end(), tid)) live.push_back(tid);
+    own_tids = live;
+    return live;
+  }
+  // Records the threads that appeared while `start` ran (a library's
+  // threads, started for the agent while the host was not starting any:
+  // Start() runs in the preload constructor or in sleuth_start()).
+  template <typename Fn>
+  auto RecordingNewThreads(Fn start) {
+    auto before = collectors::ListThreads(pid);
+    auto result = start();
+    auto after = collectors::ListThreads(pid);
+    if (before.ok() && after.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      for (pid_t tid : *after)
+        if (std::find(before->begin(), before->end(), tid) == before->end())
+          own_tids.push_back(tid);
+    }
+    return result;
   }
   bool HeapReadingWanted() const { return cfg.heap.enable || !cfg.metrics.listen.empty(); }
 
@@ -204,7 +240,14 @@ void Agent::Impl::Tick() {
   if (r.cpu_percent) metrics.cpu_percent.Set(*r.cpu_percent);
   metrics.memory_percent.Set(r.memory_percent);
   metrics.rss_bytes.Set(static_cast<double>(r.rss_bytes));
-  metrics.threads.Set(r.threads);
+  int own_threads;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    own_threads = static_cast<int>(LiveOwnTidsLocked().size());
+  }
+  // The host's threads only: the agent's own never count towards the rule.
+  int host_threads = std::max(1, r.threads - own_threads);
+  metrics.threads.Set(host_threads);
   if (heap.ok()) metrics.heap_inuse_bytes.Set(static_cast<double>(*heap));
   if (heap_percent) metrics.heap_percent.Set(*heap_percent);
   metrics.cpu_limit_cores.Set(r.limits.cpu_limit_cores);
@@ -218,7 +261,7 @@ void Agent::Impl::Tick() {
   DumpKind memory_kind = engines.HeapAvailable().ok() ? DumpKind::kHeap : DumpKind::kMemory;
   if (r.cpu_percent) Consider("cpu", cpu_rule, *r.cpu_percent, gate, DumpKind::kCpu, r.limits);
   Consider("memory", memory_rule, r.memory_percent, gate, memory_kind, r.limits);
-  Consider("threads", threads_rule, r.threads, gate, DumpKind::kThreads, r.limits);
+  Consider("threads", threads_rule, host_threads, gate, DumpKind::kThreads, r.limits);
   if (heap_percent) Consider("heap", heap_rule, *heap_percent, gate, memory_kind, r.limits);
 }
 
@@ -291,13 +334,25 @@ void Agent::Impl::RunJob(const Job& job) {
   CaptureOptions options{.duration = cfg.cpu.profile_duration,
                          .hz = cfg.cpu.profile_hz,
                          .scratch_dir = cfg.agent.dump_dir,
-                         .cancel = &cancel};
+                         .cancel = &cancel,
+                         .exclude_tids = {}};
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    options.exclude_tids = LiveOwnTidsLocked();
+  }
   auto captured = engines.Capture(job.kind, options);
   if (cancel) {
-    // Stopping (often: the host is exiting). Writing, symbolizing and
-    // fsyncing now would delay the host's exit; the dump is dropped.
-    log::Info("stopping: dropped the " + kind + " dump in progress");
-    return;
+    // Stopping (often: the host is exiting, within upload.exit_grace). A
+    // CPU profile keeps what it collected, with its true duration; other
+    // kinds were cut short and are dropped.
+    if (job.kind != DumpKind::kCpu || !captured.ok() || captured->duration_nanos <= 0) {
+      log::Info("stopping: dropped the " + kind + " dump in progress");
+      return;
+    }
+    captured->notes.push_back(
+        "the process was stopping: profiled for " +
+        FormatDuration(std::chrono::nanoseconds(captured->duration_nanos)) + " of the " +
+        FormatDuration(cfg.cpu.profile_duration) + " asked for");
   }
   if (!captured.ok()) {
     metrics.CountDumpFailure(kind);
@@ -350,8 +405,11 @@ Result<std::unique_ptr<Agent>> Agent::Create(const config::Config& config) {
     impl->writer.SetRetentionExemption(
         [spool](const std::string& base) { return spool->IsPendingForAny(base); });
   }
-  if (!config.metrics.listen.empty())
-    SLEUTH_RETURN_IF_ERROR(impl->metrics.Serve(config.metrics.listen));
+  if (!config.metrics.listen.empty()) {
+    Impl& s = *impl;
+    SLEUTH_RETURN_IF_ERROR(
+        s.RecordingNewThreads([&] { return s.metrics.Serve(config.metrics.listen); }));
+  }
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));
 }
 
@@ -379,7 +437,7 @@ Status Agent::Start() {
     Status started;
     {
       ScopedBlockAllSignals quiet;  // libcurl may start resolver threads
-      started = s.upload->Start();
+      started = s.RecordingNewThreads([&] { return s.upload->Start(); });
     }
     if (!started.ok()) {
       s.upload.reset();

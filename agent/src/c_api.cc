@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <thread>
 
 #include "quiet_thread.h"
@@ -209,12 +211,21 @@ __attribute__((destructor)) void StopAtExit() {
 // ever crosses the C API into the host.
 template <typename Fn>
 int Guarded(const char* what, Fn fn) {
+  // The handlers allocate nothing: the exception is often std::bad_alloc
+  // from a host that ran out of memory.
+  char line[256];
   try {
     return fn();
+  } catch (const std::bad_alloc&) {
+    std::snprintf(line, sizeof line, "%s: out of memory; the agent did nothing", what);
+    log::Error(line);
+    return SLEUTH_EINTERNAL;
   } catch (const std::exception& e) {
-    log::Error(std::string(what) + ": unexpected error: " + e.what());
+    std::snprintf(line, sizeof line, "%s: unexpected error: %s", what, e.what());
+    log::Error(line);
   } catch (...) {
-    log::Error(std::string(what) + ": unexpected error");
+    std::snprintf(line, sizeof line, "%s: unexpected error", what);
+    log::Error(line);
   }
   return SLEUTH_EINTERNAL;
 }
@@ -255,7 +266,12 @@ SLEUTH_EXPORT int sleuth_dump(const char* kind, const char* reason) {
     std::lock_guard<std::mutex> lock(g_mu);
     if (g_agent == nullptr) return SLEUTH_ENOTRUNNING;
     sleuth::Status s = g_agent->RequestDump(*parsed, "manual", reason ? reason : "manual");
-    if (!s.ok()) sleuth::log::Warn("sleuth_dump(" + std::string(kind) + "): " + s.message());
+    // The host learns the outcome from the return code; a busy agent is
+    // normal (a rule's dump is running), not worth a line on its stderr.
+    if (!s.ok())
+      sleuth::log::Write(s.code() == sleuth::StatusCode::kBusy ? sleuth::log::Level::kInfo
+                                                               : sleuth::log::Level::kWarn,
+                         "sleuth_dump(" + std::string(kind) + "): " + s.message());
     return CodeOf(s);
   });
 }

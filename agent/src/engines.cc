@@ -23,10 +23,16 @@ Status Engines::Init(const config::Config& config) {
       sampling.ok()) {
     log::Info(*sampling);
   }
-  // Say once, at start, what this host cannot give us.
+  // Say once, at start, what this host cannot give us. Only what the user
+  // asked for and cannot have is a warning (the host's stderr is not ours):
+  // CPU profiles for an enabled CPU rule. Most hosts have no tcmalloc, so
+  // "no heap profiles" is an info line (and a note in each memory dump).
   for (DumpKind kind : {DumpKind::kCpu, DumpKind::kHeap}) {
     Status s = Available(kind);
-    if (!s.ok()) log::Warn(std::string(DumpKindName(kind)) + " profiles are off: " + s.message());
+    if (s.ok()) continue;
+    bool wanted = kind == DumpKind::kCpu && config.cpu.enable;
+    log::Write(wanted ? log::Level::kWarn : log::Level::kInfo,
+               std::string(DumpKindName(kind)) + " profiles are off: " + s.message());
   }
   return Status::Ok();
 }

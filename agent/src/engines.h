@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 #include "sleuth/agent/agent.h"
@@ -24,6 +25,7 @@ struct CaptureOptions {
   int hz = 100;
   std::string scratch_dir;
   const std::atomic<bool>* cancel = nullptr;
+  std::vector<pid_t> exclude_tids;  // the agent's own threads
 };
 
 struct CapturedDump {

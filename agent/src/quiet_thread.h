@@ -7,7 +7,9 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <exception>
+#include <new>
 #include <functional>
 #include <string>
 #include <thread>
@@ -36,22 +38,28 @@ class ScopedBlockAllSignals {
 
 // Starts `body` on a new thread named `name` (at most 15 characters) with
 // every signal blocked. An exception escaping `body` is logged, never
-// propagated into the host. Fails (kUnavailable) when no thread can be made.
+// propagated into the host; the handlers allocate nothing, since the
+// exception is often std::bad_alloc from a host that ran out of memory.
+// Fails (kUnavailable) when no thread can be made.
 inline Result<std::thread> StartQuietThread(const char* name, std::function<void()> body) {
   ScopedBlockAllSignals quiet;
   try {
-    return std::thread([name, body = std::move(body)] {
+    return std::thread([name, body = std::move(body)]() noexcept {
       pthread_setname_np(pthread_self(), name);
       try {
         body();
+      } catch (const std::bad_alloc&) {
+        log::Error("an agent thread stopped: out of memory; the host goes on without it");
       } catch (const std::exception& e) {
-        log::Error(std::string(name) + " stopped by an unexpected error: " + e.what());
+        char line[256];
+        std::snprintf(line, sizeof line, "%s stopped by an unexpected error: %s", name, e.what());
+        log::Error(line);
       } catch (...) {
-        log::Error(std::string(name) + " stopped by an unexpected error");
+        log::Error("an agent thread stopped by an unexpected error");
       }
     });
-  } catch (const std::exception& e) {
-    return Unavailable(std::string("cannot start thread ") + name + ": " + e.what());
+  } catch (...) {  // std::system_error or std::bad_alloc; no allocation here either
+    return Status(StatusCode::kUnavailable, "cannot start an agent thread");
   }
 }
 

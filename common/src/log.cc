@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <charconv>
+#include <cstring>
 
 namespace sleuth::log {
 namespace {
@@ -52,17 +54,39 @@ bool Enabled(Level level) {
   return level != Level::kOff && static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
 }
 
-void Write(Level level, std::string_view message) {
+// Formats into a buffer on the stack: no allocation, so logging works (and
+// cannot throw std::bad_alloc into the host) when the host has exhausted
+// its memory. Longer messages are cut, and say so.
+void Write(Level level, std::string_view message) noexcept {
   if (!Enabled(level)) return;
-  std::string line = "sleuth[" + std::to_string(::getpid()) + "] ";
-  line += LevelName(level);
-  line += ": ";
-  line += message;
-  line += '\n';
+  char line[4096];
+  constexpr std::string_view kCut = " [...]\n";
+  size_t used = 0;
+  auto append = [&](std::string_view text) {
+    size_t room = sizeof line - kCut.size() - used;
+    size_t n = text.size() < room ? text.size() : room;
+    std::memcpy(line + used, text.data(), n);
+    used += n;
+    return n == text.size();
+  };
+  char pid[16];
+  auto [end, ec] = std::to_chars(pid, pid + sizeof pid, static_cast<long>(::getpid()));
+  (void)ec;
+  append("sleuth[");
+  append(std::string_view(pid, static_cast<size_t>(end - pid)));
+  append("] ");
+  append(LevelName(level));
+  append(": ");
+  if (append(message)) {
+    line[used++] = '\n';
+  } else {
+    std::memcpy(line + used, kCut.data(), kCut.size());
+    used += kCut.size();
+  }
   int fd = g_fd.load();
   size_t done = 0;
-  while (done < line.size()) {
-    ssize_t n = ::write(fd, line.data() + done, line.size() - done);
+  while (done < used) {
+    ssize_t n = ::write(fd, line + done, used - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // nowhere to report a failing log; drop the line
     done += static_cast<size_t>(n);

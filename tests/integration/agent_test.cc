@@ -55,6 +55,7 @@ TEST(AgentCpu, RuleFiresAndTheHotFunctionDominates) {
   env["SLEUTH_CPU_DIFF"] = "0";
   env["SLEUTH_CPU_PROFILE_DURATION"] = "1500ms";
   env["SLEUTH_AGENT_LABELS"] = "team=perf,env=test";
+  env["TEST_HOST_WAIT_DUMPS"] = "1";  // burn until the profile is written
   RunResult r = RunProgram({.argv = {TestHost(), "cpu", "1000", "4000"}, .env = env});
   ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
   EXPECT_EQ(r.out, "cpu: done\n");
@@ -103,8 +104,10 @@ TEST(AgentCpu, RuleFiresAndTheHotFunctionDominates) {
 TEST(AgentThreads, EveryThreadIsInTheDumpWithItsName) {
   std::string dir = MakeTempDir("sleuth_threads");
   constexpr int kThreads = 200;
+  auto env = AgentEnv(dir);
+  env["TEST_HOST_WAIT_DUMPS"] = "1";
   RunResult r = RunProgram({.argv = {TestHost(), "threads", std::to_string(kThreads), "1500"},
-                     .env = AgentEnv(dir)});
+                            .env = env});
   ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
   EXPECT_EQ(r.out, "threads: 200 joined (dump request queued)\n");
   auto dumps = FindDumps(dir);
@@ -144,6 +147,7 @@ TEST(AgentHeap, LeakingCallSiteTopsInuseSpaceUnderTcmalloc) {
   auto env = AgentEnv(dir);
   env["LD_PRELOAD"] = Tcmalloc() + " " + LibSleuth();
   env["TCMALLOC_SAMPLE_PARAMETER"] = "524288";
+  env["TEST_HOST_WAIT_DUMPS"] = "1";
   RunResult r = RunProgram({.argv = {TestHost(), "leak", "64", "1500"}, .env = env});
   ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
   EXPECT_EQ(r.out, "leak: 64 MiB kept (dump request 0)\n") << Diagnostics(r);
@@ -177,6 +181,9 @@ TEST(AgentHeap, WithoutTcmallocAMemoryDumpStillLeavesEvidence) {
   env["SLEUTH_MEMORY_MIN"] = "0";
   env["SLEUTH_MEMORY_DIFF"] = "20";
   env["SLEUTH_MEMORY_ABS"] = "0";
+  // The rule's dump and the heap request's: the host waits for both (and
+  // asks again while the rule's dump keeps the agent busy).
+  env["TEST_HOST_WAIT_DUMPS"] = "2";
   RunResult r = RunProgram({.argv = {TestHost(), "leak", "256", "2000"}, .env = env});
   ASSERT_EQ(r.exit_code, 0) << Diagnostics(r);
   // Without tcmalloc a heap request becomes a memory dump.

@@ -5,6 +5,7 @@
 //
 // Functions the tests look for in profiles are `static` and noinline: they
 // have no dynamic symbol, so finding their names proves .symtab symbolization.
+#include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
@@ -36,6 +37,61 @@ int RequestDump(const char* kind, const char* reason) {
   return fn ? fn(kind, reason) : -1;
 }
 
+// Like RequestDump, but a busy agent (SLEUTH_EBUSY = 7: a dump of that kind
+// is queued or running, e.g. one a rule asked for) is asked again, as a
+// host that wants its dump would; gives up after 60 s.
+int RequestDumpPatiently(const char* kind, const char* reason) {
+  constexpr int kBusy = 7;
+  auto give_up = Clock::now() + std::chrono::seconds(60);
+  int rc = RequestDump(kind, reason);
+  while (rc == kBusy && Clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    rc = RequestDump(kind, reason);
+  }
+  return rc;
+}
+
+// Complete dumps (sidecars) in the agent's dump directory.
+int CountSidecars() {
+  const char* dir = std::getenv("SLEUTH_AGENT_DUMP_DIR");
+  if (dir == nullptr) return 0;
+  DIR* d = opendir(dir);
+  if (d == nullptr) return 0;
+  int n = 0;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) n++;
+  }
+  closedir(d);
+  return n;
+}
+
+// TEST_HOST_WAIT_DUMPS=N: the test wants N complete dumps before the host
+// moves on, however loaded the machine is. Waiting for them instead of for
+// a fixed time keeps the transcript the same and the test independent of
+// the machine's speed. Bounded (120 s) so a missing dump fails the test
+// instead of hanging it.
+int WantedDumps() {
+  const char* wanted = std::getenv("TEST_HOST_WAIT_DUMPS");
+  bool agent_loaded = dlsym(RTLD_DEFAULT, "sleuth_dump") != nullptr;
+  return wanted != nullptr && agent_loaded ? atoi(wanted) : 0;
+}
+
+bool DumpsPending(Clock::time_point give_up) {
+  int wanted = WantedDumps();
+  return wanted > 0 && CountSidecars() < wanted && Clock::now() < give_up;
+}
+
+// Sleeps `ms`, or, when the test waits for dumps, until they exist.
+void WaitForDumpsOrSleep(int ms) {
+  if (WantedDumps() == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return;
+  }
+  auto give_up = Clock::now() + std::chrono::seconds(120);
+  while (DumpsPending(give_up)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
 volatile uint64_t g_sink;
 
 __attribute__((noinline)) static uint64_t BurnHotLoop(std::chrono::milliseconds how_long) {
@@ -59,12 +115,16 @@ __attribute__((noinline)) static uint64_t ColdLoop(std::chrono::milliseconds how
   return x;
 }
 
-// cpu: idle for argv[2] ms, then burn for argv[3] ms.
+// cpu: idle for argv[2] ms, then burn for argv[3] ms (and on, while the
+// test waits for dumps: the profile must see the hot phase, however late
+// the loaded machine lets the rule fire).
 int ModeCpu(int argc, char** argv) {
   int idle_ms = argc > 2 ? atoi(argv[2]) : 1000;
   int burn_ms = argc > 3 ? atoi(argv[3]) : 3000;
   ColdLoop(std::chrono::milliseconds(idle_ms));
   BurnHotLoop(std::chrono::milliseconds(burn_ms));
+  auto give_up = Clock::now() + std::chrono::seconds(120);
+  while (DumpsPending(give_up)) BurnHotLoop(std::chrono::milliseconds(50));
   std::printf("cpu: done\n");
   return 0;
 }
@@ -93,7 +153,7 @@ int ModeThreads(int argc, char** argv) {
   }
   while (g_parked < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   int rc = RequestDump("threads", "test");
-  std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+  WaitForDumpsOrSleep(wait_ms);
   {
     std::lock_guard<std::mutex> lock(g_park_mu);
     g_release = true;
@@ -133,8 +193,8 @@ int ModeLeak(int argc, char** argv) {
   int wait_ms = argc > 3 ? atoi(argv[3]) : 1500;
   std::vector<void*> kept;
   for (int i = 0; i < mib * 16; i++) kept.push_back(LeakyAllocator(64 * 1024));
-  int rc = RequestDump("heap", "test");
-  std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+  int rc = RequestDumpPatiently("heap", "test");
+  WaitForDumpsOrSleep(wait_ms);
   std::printf("leak: %d MiB kept (dump request %d)\n", mib, rc);
   return 0;
 }

@@ -1,7 +1,11 @@
 // sleuth's log: one line per message, written with a single write(2) so
 // lines from several threads (or a forked child) never interleave and no
-// lock is ever held. Thread-safety: thread safe. Not async-signal-safe
-// (formatting allocates): never log from a signal handler.
+// lock is ever held. Write() formats on the stack and never allocates or
+// throws, so it works when the host is out of memory (callers that build
+// the message with std::string still allocate: in paths that must survive
+// ENOMEM, pass string literals). Thread-safety: thread safe. Not
+// async-signal-safe (it reads the log level and fd without being designed
+// for it): never log from a signal handler.
 #pragma once
 
 #include <string>
@@ -25,11 +29,12 @@ Level GetLevel();
 bool Enabled(Level level);
 
 // Writes "sleuth[<pid>] <level>: <message>\n" if `level` is enabled.
-void Write(Level level, std::string_view message);
+// Messages longer than about 4000 bytes are cut.
+void Write(Level level, std::string_view message) noexcept;
 
-inline void Debug(std::string_view m) { Write(Level::kDebug, m); }
-inline void Info(std::string_view m) { Write(Level::kInfo, m); }
-inline void Warn(std::string_view m) { Write(Level::kWarn, m); }
-inline void Error(std::string_view m) { Write(Level::kError, m); }
+inline void Debug(std::string_view m) noexcept { Write(Level::kDebug, m); }
+inline void Info(std::string_view m) noexcept { Write(Level::kInfo, m); }
+inline void Warn(std::string_view m) noexcept { Write(Level::kWarn, m); }
+inline void Error(std::string_view m) noexcept { Write(Level::kError, m); }
 
 }  // namespace sleuth::log
