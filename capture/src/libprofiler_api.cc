@@ -12,7 +12,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "dl_symbols.h"
+#include "sleuth/common/dl_symbols.h"
 #include "sleuth/common/files.h"
 
 namespace sleuth::capture::internal {
@@ -71,7 +71,7 @@ bool LoaderCanFind(const char* soname) {
 template <typename Function>
 Status Resolve(void* library, const char* where, const char* symbol, Function& out) {
   std::string why;
-  if (!internal::LookUpSymbol(library, symbol, out, &why)) {
+  if (!LookUpSymbol(library, symbol, out, &why)) {
     return Unavailable(std::string("CPU profiles need ") + symbol + " from " + where +
                        ", which lacks it (" + why + "); install the " + kPackage +
                        " package (gperftools 2.x)");
@@ -137,7 +137,7 @@ Result<const LibprofilerApi*> LoadLibprofiler() {
       state.failure =
           Unavailable(std::string("CPU profiles need gperftools' libprofiler, which cannot be "
                                   "loaded (") +
-                      internal::DlErrorText() + "); install the " + kPackage + " package");
+                      DlErrorText() + "); install the " + kPackage + " package");
     } else {
       ResolveInto(state, library, state.soname);
     }

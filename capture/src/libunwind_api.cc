@@ -6,7 +6,7 @@
 #include <string>
 #include <type_traits>
 
-#include "dl_symbols.h"
+#include "sleuth/common/dl_symbols.h"
 
 // The symbol a libunwind API name stands for, spelled by the header's own
 // macros (unw_init_local2 -> "_ULx86_64_init_local2", unw_tdep_getcontext ->
@@ -45,7 +45,7 @@ LoadState& State() {
 template <typename Function>
 Status Resolve(void* library, const char* soname, const char* symbol, Function& out) {
   std::string why;
-  if (!internal::LookUpSymbol(library, symbol, out, &why)) {
+  if (!LookUpSymbol(library, symbol, out, &why)) {
     return Unavailable(std::string("thread dumps need ") + symbol + " from " + soname +
                        ", which lacks it (" + why + "); install the " + kPackage +
                        " package, version 1.6 or newer");
@@ -59,7 +59,7 @@ Status Load(LoadState& state) {
   void* library = dlopen(state.soname, RTLD_NOW | RTLD_LOCAL);
   if (library == nullptr) {
     return Unavailable(std::string("thread dumps need libunwind, which cannot be loaded (") +
-                       internal::DlErrorText() + "); install the " + kPackage + " package");
+                       DlErrorText() + "); install the " + kPackage + " package");
   }
   LibunwindApi api{};
   Status resolved =

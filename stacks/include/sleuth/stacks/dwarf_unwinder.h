@@ -69,4 +69,9 @@ class DwarfUnwinder {
                               uint64_t* pcs, size_t max_frames) = 0;
 };
 
+// Ok if libdw can be loaded (the unwinder's only requirement besides
+// /proc/<pid>/maps); kUnavailable naming the package otherwise. Cheap after
+// the first call.
+[[nodiscard]] Status DwarfUnwinderAvailable();
+
 }  // namespace sleuth::stacks

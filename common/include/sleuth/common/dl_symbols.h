@@ -1,12 +1,13 @@
 // Looking up functions in a privately dlopen'ed library, shared by the
-// libunwind and libprofiler loaders. Not async-signal-safe.
+// loaders of libunwind and libprofiler (capture/) and libdw (stacks/).
+// Not async-signal-safe.
 #pragma once
 
 #include <dlfcn.h>
 
 #include <string>
 
-namespace sleuth::capture::internal {
+namespace sleuth {
 
 // dlerror()'s text, or a placeholder when it has none.
 inline std::string DlErrorText() {
@@ -28,4 +29,4 @@ bool LookUpSymbol(void* library, const char* symbol, Function& out, std::string*
   return true;
 }
 
-}  // namespace sleuth::capture::internal
+}  // namespace sleuth
