@@ -1,6 +1,5 @@
 #include "sleuth/agent/agent.h"
 
-#include <prometheus/gauge.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include <thread>
 
 #include "engines.h"
+#include "net_services.h"
 #include "quiet_thread.h"
 #include "sleuth/agent/dump_writer.h"
 #include "sleuth/agent/metrics.h"
@@ -25,7 +25,6 @@
 #include "sleuth/common/units.h"
 #include "sleuth/rules/rule.h"
 #include "sleuth/uploader/spool.h"
-#include "sleuth/uploader/uploader.h"
 
 namespace sleuth::agent {
 
@@ -107,8 +106,11 @@ struct Agent::Impl {
   std::optional<collectors::Sampler> sampler;  // new at each Start()
   rules::MetricRule cpu_rule, memory_rule, threads_rule, heap_rule;
   Engines engines;
-  AgentMetrics metrics;
-  std::unique_ptr<uploader::Uploader> upload;
+  // Loaded only when uploads or metrics are configured (net_services.h).
+  std::unique_ptr<NetServices> net;
+  std::unique_ptr<AgentMetrics> no_metrics = NoMetrics();
+  AgentMetrics& metrics() { return net ? net->metrics() : *no_metrics; }
+  std::unique_ptr<UploadService> upload;
 
   // Identity, read once at start.
   pid_t pid = 0;
@@ -237,9 +239,6 @@ void Agent::Impl::Tick() {
   if (heap.ok() && memory_limit > 0)
     heap_percent = static_cast<double>(*heap) * 100.0 / memory_limit;
 
-  if (r.cpu_percent) metrics.cpu_percent.Set(*r.cpu_percent);
-  metrics.memory_percent.Set(r.memory_percent);
-  metrics.rss_bytes.Set(static_cast<double>(r.rss_bytes));
   int own_threads;
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -247,11 +246,16 @@ void Agent::Impl::Tick() {
   }
   // The host's threads only: the agent's own never count towards the rule.
   int host_threads = std::max(1, r.threads - own_threads);
-  metrics.threads.Set(host_threads);
-  if (heap.ok()) metrics.heap_inuse_bytes.Set(static_cast<double>(*heap));
-  if (heap_percent) metrics.heap_percent.Set(*heap_percent);
-  metrics.cpu_limit_cores.Set(r.limits.cpu_limit_cores);
-  metrics.memory_limit_bytes.Set(memory_limit);
+  metrics().SetReadings(MetricReadings{
+      .cpu_percent = r.cpu_percent,
+      .memory_percent = r.memory_percent,
+      .rss_bytes = static_cast<double>(r.rss_bytes),
+      .threads = static_cast<double>(host_threads),
+      .heap_inuse_bytes =
+          heap.ok() ? std::optional<double>(static_cast<double>(*heap)) : std::nullopt,
+      .heap_percent = heap_percent,
+      .cpu_limit_cores = r.limits.cpu_limit_cores,
+      .memory_limit_bytes = memory_limit});
 
   bool gate = cfg.agent.cpu_max > 0 && r.cpu_percent && *r.cpu_percent >= cfg.agent.cpu_max;
   {
@@ -270,7 +274,7 @@ void Agent::Impl::Consider(const char* metric, rules::MetricRule& rule, double v
   nanoseconds now = clock.Monotonic();
   rules::Decision d = rule.Observe(value, now, gate);
   if (rules::IsSuppression(d.quiet)) {
-    metrics.CountSuppressed(metric, std::string(rules::QuietName(d.quiet)));
+    metrics().CountSuppressed(metric, std::string(rules::QuietName(d.quiet)));
     log::Debug(std::string(metric) + ": " + d.Describe());
   }
   if (!d.fire) return;
@@ -282,7 +286,7 @@ void Agent::Impl::Consider(const char* metric, rules::MetricRule& rule, double v
   if (s.ok()) {
     rule.RecordDump(now);
   } else {
-    metrics.CountSuppressed(metric, "busy");
+    metrics().CountSuppressed(metric, "busy");
     log::Debug(std::string(metric) + ": " + s.message());
   }
 }
@@ -355,7 +359,7 @@ void Agent::Impl::RunJob(const Job& job) {
         FormatDuration(cfg.cpu.profile_duration) + " asked for");
   }
   if (!captured.ok()) {
-    metrics.CountDumpFailure(kind);
+    metrics().CountDumpFailure(kind);
     log::Warn("cannot take a " + kind + " dump: " + captured.status().message());
     return;
   }
@@ -363,13 +367,13 @@ void Agent::Impl::RunJob(const Job& job) {
   meta.notes = captured->notes;
   auto written = writer.Write(meta, captured->profile_gz, captured->text);
   if (!written.ok()) {
-    metrics.CountDumpFailure(kind);
+    metrics().CountDumpFailure(kind);
     log::Error("cannot write a " + kind + " dump: " + written.status().message());
     return;
   }
   double seconds = std::chrono::duration<double>(clock.Monotonic() - started).count();
-  metrics.CountDump(kind, job.reason);
-  metrics.ObserveCaptureSeconds(kind, seconds);
+  metrics().CountDump(kind, job.reason);
+  metrics().ObserveCaptureSeconds(kind, seconds);
   log::Info("wrote " + written->profile_path + " (" + std::to_string(written->bytes) + " bytes)");
   std::lock_guard<std::mutex> lock(mu);  // Stop() may be tearing the uploader down
   if (upload) upload->Notify();
@@ -405,10 +409,15 @@ Result<std::unique_ptr<Agent>> Agent::Create(const config::Config& config) {
     impl->writer.SetRetentionExemption(
         [spool](const std::string& base) { return spool->IsPendingForAny(base); });
   }
+  if (!config.metrics.listen.empty() || !config.upload.sinks.empty()) {
+    auto net = LoadNetServices();
+    if (!net.ok()) return net.status();
+    impl->net = std::move(*net);
+  }
   if (!config.metrics.listen.empty()) {
     Impl& s = *impl;
     SLEUTH_RETURN_IF_ERROR(
-        s.RecordingNewThreads([&] { return s.metrics.Serve(config.metrics.listen); }));
+        s.RecordingNewThreads([&] { return s.net->ServeMetrics(config.metrics.listen); }));
   }
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));
 }
@@ -432,13 +441,8 @@ Status Agent::Start() {
   s.sampler.emplace(s.pid, s.clock,
                     collectors::SamplerOptions{.use_smaps_rollup = s.cfg.agent.use_smaps_rollup});
   if (!s.cfg.upload.sinks.empty()) {
-    s.upload = std::make_unique<uploader::Uploader>(s.cfg.upload, s.cfg.agent.dump_dir,
-                                                    s.metrics.registry(), s.clock);
-    Status started;
-    {
-      ScopedBlockAllSignals quiet;  // libcurl may start resolver threads
-      started = s.RecordingNewThreads([&] { return s.upload->Start(); });
-    }
+    s.upload = s.net->MakeUploader(s.cfg.upload, s.cfg.agent.dump_dir, s.clock);
+    Status started = s.RecordingNewThreads([&] { return s.upload->Start(); });
     if (!started.ok()) {
       s.upload.reset();
       return started.WithContext("cannot start the uploader");

@@ -50,6 +50,9 @@ struct DumpFiles {
 // Complete dumps (those with a sidecar) in `dir`, oldest first by name.
 std::vector<DumpFiles> FindDumps(const std::string& dir);
 
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+
 // Lines of `text` that contain `needle`.
 std::vector<std::string> LinesWith(const std::string& text, const std::string& needle);
 

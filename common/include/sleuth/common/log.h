@@ -26,7 +26,15 @@ std::string_view LevelName(Level level);
 Status SetFile(const std::string& path);
 void SetLevel(Level level);
 Level GetLevel();
-bool Enabled(Level level);
+bool Enabled(Level level) noexcept;
+
+// Sends every line, and every Enabled() question, to another copy of this
+// log: a plugin loaded privately (libsleuth-net.so) has its own copy of
+// this module, and forwards to the agent's so that one level and one file
+// apply to both. Null restores the local behaviour.
+using WriteFn = void (*)(Level level, std::string_view message) noexcept;
+using EnabledFn = bool (*)(Level level) noexcept;
+void ForwardTo(WriteFn write, EnabledFn enabled);
 
 // Writes "sleuth[<pid>] <level>: <message>\n" if `level` is enabled.
 // Messages longer than about 4000 bytes are cut.

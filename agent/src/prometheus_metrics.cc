@@ -1,4 +1,4 @@
-#include "sleuth/agent/metrics.h"
+#include "prometheus_metrics.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
@@ -30,16 +30,16 @@ static std::shared_ptr<prometheus::Registry> MakeRegistry() {
   return std::make_shared<prometheus::Registry>();
 }
 
-AgentMetrics::AgentMetrics() : AgentMetrics(MakeRegistry()) {}
+PrometheusMetrics::PrometheusMetrics() : PrometheusMetrics(MakeRegistry()) {}
 
-AgentMetrics::AgentMetrics(std::shared_ptr<prometheus::Registry> r)
+PrometheusMetrics::PrometheusMetrics(std::shared_ptr<prometheus::Registry> r)
     : cpu_percent(NewGauge(*r, "sleuth_cpu_percent",
                            "Process CPU use as percent of its CPU limit (cgroup quota, else "
                            "cpuset/affinity cores, else host cores)")),
       memory_percent(
           NewGauge(*r, "sleuth_memory_percent", "Process RSS as percent of its memory limit")),
       rss_bytes(NewGauge(*r, "sleuth_rss_bytes", "Process resident set size in bytes")),
-      threads(NewGauge(*r, "sleuth_threads", "Live threads of the process")),
+      threads(NewGauge(*r, "sleuth_threads", "Live threads of the process, the agent's own left out")),
       heap_inuse_bytes(NewGauge(*r, "sleuth_heap_inuse_bytes",
                                 "Heap bytes in use (tcmalloc, else glibc mallinfo2)")),
       heap_percent(
@@ -70,9 +70,9 @@ AgentMetrics::AgentMetrics(std::shared_ptr<prometheus::Registry> r)
     capture_seconds_.Add({{"kind", kind}}, CaptureBuckets());
 }
 
-AgentMetrics::~AgentMetrics() = default;
+PrometheusMetrics::~PrometheusMetrics() = default;
 
-Status AgentMetrics::Serve(const std::string& listen) {
+Status PrometheusMetrics::Serve(const std::string& listen) {
   // civetweb's threads inherit this mask: they must never take a host signal.
   ScopedBlockAllSignals quiet;
   try {
@@ -85,19 +85,30 @@ Status AgentMetrics::Serve(const std::string& listen) {
   return Status::Ok();
 }
 
-void AgentMetrics::CountDump(const std::string& kind, const std::string& reason) {
+void PrometheusMetrics::SetReadings(const MetricReadings& r) {
+  if (r.cpu_percent) cpu_percent.Set(*r.cpu_percent);
+  memory_percent.Set(r.memory_percent);
+  rss_bytes.Set(r.rss_bytes);
+  threads.Set(r.threads);
+  if (r.heap_inuse_bytes) heap_inuse_bytes.Set(*r.heap_inuse_bytes);
+  if (r.heap_percent) heap_percent.Set(*r.heap_percent);
+  cpu_limit_cores.Set(r.cpu_limit_cores);
+  memory_limit_bytes.Set(r.memory_limit_bytes);
+}
+
+void PrometheusMetrics::CountDump(const std::string& kind, const std::string& reason) {
   dumps_.Add({{"kind", kind}, {"reason", reason}}).Increment();
 }
 
-void AgentMetrics::CountDumpFailure(const std::string& kind) {
+void PrometheusMetrics::CountDumpFailure(const std::string& kind) {
   dump_failures_.Add({{"kind", kind}}).Increment();
 }
 
-void AgentMetrics::CountSuppressed(const std::string& metric, const std::string& why) {
+void PrometheusMetrics::CountSuppressed(const std::string& metric, const std::string& why) {
   suppressed_.Add({{"metric", metric}, {"why", why}}).Increment();
 }
 
-void AgentMetrics::ObserveCaptureSeconds(const std::string& kind, double seconds) {
+void PrometheusMetrics::ObserveCaptureSeconds(const std::string& kind, double seconds) {
   capture_seconds_.Add({{"kind", kind}}, CaptureBuckets()).Observe(seconds);
 }
 
