@@ -80,6 +80,12 @@ struct UploadStats {
   uint64_t invalid = 0;    // dumps set aside as unreadable
   uint64_t evicted = 0;    // dumps removed to honour max_spool_bytes
   uint64_t vanished = 0;   // dumps removed by someone else before upload
+  // Outcomes the spool could not record (disk full: ENOSPC, EDQUOT, EIO);
+  // each stops its sink rather than resend (see scheduler.h).
+  uint64_t unrecorded = 0;
+  // Descriptors of ours the host closed or reused (found before use and
+  // then left alone: never written to, polled or closed).
+  uint64_t fds_taken = 0;
   uint64_t queue_dumps = 0;
   uint64_t queue_bytes = 0;
 };
