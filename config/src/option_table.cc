@@ -38,7 +38,7 @@ constexpr std::string_view kHostPathWhy =
     "directory; 1024 bytes is any real path.";
 constexpr std::string_view kListenWhy =
     "The agent opens this port inside the host, so an address that cannot be bound must fail "
-    "here, not at start; port 0 would pick a port nobody can find; 270 bytes hold the longest "
+    "here, not at start; port 0 would pick a port nobody can find; 259 bytes hold the longest "
     "DNS name and a port.";
 
 using T = OptionType;
@@ -598,7 +598,7 @@ std::span<const Option> OptionTable() {
        .doc = "host:port serving Prometheus metrics at /metrics; empty: off.",
        .why = "No port is opened in someone else's process unless you ask.",
        .example = "127.0.0.1:9464",
-       .max_length = 270,
+       .max_length = 259,
        .bounds_why = kListenWhy,
        .config_field = In<&C::metrics, &MetricsSection::listen>},
       {.key = "watch.listen",
@@ -607,7 +607,7 @@ std::span<const Option> OptionTable() {
        .doc = "host:port where `sleuth watch` takes alert webhooks; empty: off.",
        .why = "No port is opened unless you ask.",
        .example = "127.0.0.1:9465",
-       .max_length = 270,
+       .max_length = 259,
        .bounds_why = kListenWhy,
        .config_field = In<&C::watch, &WatchSection::listen>},
   };
