@@ -3,6 +3,7 @@
 #include "sleuth/capture/cpu_profiler.h"
 #include "sleuth/capture/heap_profiler.h"
 #include "sleuth/capture/memory_maps_dumper.h"
+#include "sleuth/capture/perf_cpu_profiler.h"
 #include "sleuth/capture/thread_dumper.h"
 
 namespace sleuth::capture {
@@ -11,7 +12,7 @@ Engine::~Engine() = default;
 
 Result<std::unique_ptr<Engine>> MakeEngine(std::string_view kind) {
   if (kind == "threads") return std::unique_ptr<Engine>(std::make_unique<ThreadDumper>());
-  if (kind == "cpu") return std::unique_ptr<Engine>(std::make_unique<CpuProfiler>());
+  if (kind == "cpu") return std::unique_ptr<Engine>(std::make_unique<PerfCpuProfiler>());
   if (kind == "heap") return std::unique_ptr<Engine>(std::make_unique<HeapProfiler>());
   if (kind == "memory") return std::unique_ptr<Engine>(std::make_unique<MemoryMapsDumper>());
   return InvalidArgument("unknown dump kind '" + std::string(kind) +

@@ -3,6 +3,11 @@
 // broken config in one go.
 #include "sleuth/config/load.h"
 
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -14,6 +19,7 @@
 #include "nearest.h"
 #include "option_value.h"
 #include "sleuth/common/files.h"
+#include "sleuth/common/units.h"
 #include "sleuth/config/option_table.h"
 
 extern char** environ;
@@ -94,11 +100,36 @@ std::string_view TrimSpaces(std::string_view s) {
   return s;
 }
 
+// A sink's name is a directory name under .sleuth-upload/ and a label of
+// the uploader's metrics; the uploader's CheckSinkName (spool.cc) refuses
+// anything else at run time, so the config refuses it first.
+constexpr size_t kMaxSinkNameBytes = 64;
+constexpr std::string_view kSinkNameRule =
+    "a sink name is 1 to 64 letters, digits, _ and -, starting with a letter or digit";
+
 bool IsSinkName(std::string_view name) {
-  if (name.empty()) return false;
+  if (name.empty() || name.size() > kMaxSinkNameBytes ||
+      !std::isalnum(static_cast<unsigned char>(name.front())))
+    return false;
   for (char c : name)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
   return true;
+}
+
+// A key or name as a message shows it: real keys whole, a huge one by its
+// start only.
+std::string ShortKey(std::string_view key) {
+  if (key.size() <= 2 * kShownBytes) return std::string(key);
+  return Shown(key);
+}
+
+// "; did you mean X?" (with `before` and `after` around X), or nothing
+// when no candidate is near enough to say.
+std::string DidYouMean(std::string_view word, std::span<const std::string> candidates,
+                       std::string_view before = {}, std::string_view after = {}) {
+  std::string nearest = NearestKey(word, candidates);
+  if (nearest.empty()) return {};
+  return "; did you mean " + std::string(before) + nearest + std::string(after) + "?";
 }
 
 std::vector<std::string> AllKeys() {
@@ -118,11 +149,11 @@ std::vector<std::string> SinkKeys(std::string_view sink_name) {
 
 // Why `full_key` (upload.sinks.NAME.KEY) is refused; `option` is the row
 // of upload.KEY if there is one.
-std::string NotASinkKey(const Option* option, const std::string& full_key,
-                        const std::string& sink_name) {
+// `suggestion` is Loader::Suggest's "; did you mean ...?" or empty.
+std::string NotASinkKey(const Option* option, const std::string& suggestion) {
   if (option != nullptr)
     return std::string(option->key) + " applies to every sink: set it under [upload]";
-  return "unknown key for a sink; did you mean " + NearestKey(full_key, SinkKeys(sink_name)) + "?";
+  return "unknown key for a sink" + suggestion;
 }
 
 class Loader {
@@ -156,6 +187,14 @@ class Loader {
   SinkConfig& Sink(const std::string& sink_name);
   std::string OriginOf(const std::string& full_key) const;
   void Report(Phase phase, const Origin& origin, std::string_view key, std::string message);
+  // DidYouMean while few problems are known: a file of 100000 unknown keys
+  // must not cost 100000 searches when only kMaxProblems are shown.
+  std::string Suggest(std::string_view word, std::span<const std::string> candidates,
+                      std::string_view before = {}, std::string_view after = {}) const {
+    if (problems_.size() >= kMaxSuggestions) return {};
+    return DidYouMean(word, candidates, before, after);
+  }
+  static constexpr size_t kMaxSuggestions = 100;
 
   Config config_;
   SinkConfig default_sink_;
@@ -189,7 +228,7 @@ void Loader::Report(Phase phase, const Origin& origin, std::string_view key, std
       text = origin.where + ": ";
       break;
     case Origin::Kind::kEnv:
-      text = "environment variable " + origin.where + ": ";
+      text = "environment variable " + ShortKey(origin.where) + ": ";
       break;
     case Origin::Kind::kSet:
       text = "--set ";
@@ -197,7 +236,7 @@ void Loader::Report(Phase phase, const Origin& origin, std::string_view key, std
     case Origin::Kind::kDefault:
       break;
   }
-  if (!key.empty()) text += std::string(key) + ": ";
+  if (!key.empty()) text += ShortKey(key) + ": ";
   text += message;
   problems_.push_back(
       Problem{phase, origin.line, origin.column, problems_.size(), std::move(text)});
@@ -241,8 +280,44 @@ void Loader::Apply(const Option& option, const std::string& sink_name, const Raw
   origins_[key] = origin;
 }
 
+// The whole of a config file, refused before any of it is parsed if it is
+// not a regular file (a FIFO or a terminal would block the host's start) or
+// is larger than kMaxConfigFileBytes.
+Result<std::string> ReadConfigText(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer.
+  SLEUTH_ASSIGN_OR_RETURN(ScopedFd fd, OpenFile(path, O_RDONLY | O_NONBLOCK));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("cannot stat it", errno);
+  if (!S_ISREG(st.st_mode)) return InvalidArgument("it is not a regular file");
+  auto too_large = [](uint64_t size) {
+    return InvalidArgument("it is " + std::to_string(size) + " bytes, more than the " +
+                           FormatSize(kMaxConfigFileBytes) +
+                           " a config file may hold; is it the right file?");
+  };
+  if (static_cast<uint64_t>(st.st_size) > kMaxConfigFileBytes) return too_large(st.st_size);
+  std::string text(kMaxConfigFileBytes + 1, '\0');
+  size_t used = 0;
+  while (used < text.size()) {
+    ssize_t n = ::read(fd.get(), text.data() + used, text.size() - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus("cannot read it", errno);
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  // It grew since fstat.
+  if (used > kMaxConfigFileBytes) return too_large(used);
+  text.resize(used);
+  return text;
+}
+
 void Loader::ReadFile(const std::string& path, std::string_view named_by) {
-  Result<std::string> text = sleuth::ReadFile(path);
+  if (path.size() > PATH_MAX) {
+    Report(kFilePhase, Origin{}, "",
+           "config file path (named by " + std::string(named_by) + ") is " +
+               std::to_string(path.size()) + " bytes, longer than PATH_MAX");
+    return;
+  }
+  Result<std::string> text = ReadConfigText(path);
   if (!text.ok()) {
     Report(kFilePhase, Origin{}, "",
            "config file " + path + " (named by " + std::string(named_by) +
@@ -269,12 +344,12 @@ void Loader::ReadFile(const std::string& path, std::string_view named_by) {
       Report(kFilePhase, origin, name,
              "expected a table ([" + name + "]), got " + ATomlType(node.type()));
     } else if (node.is_table()) {
-      Report(kFilePhase, origin, "[" + name + "]",
-             "unknown section; did you mean [" + NearestKey(name, section_names) + "]?");
+      Report(kFilePhase, origin, "[" + ShortKey(name) + "]",
+             "unknown section" + Suggest(name, section_names, "[", "]"));
     } else {
       Report(kFilePhase, origin, name,
-             "options belong in a section; did you mean " + NearestKey(name, AllKeys()) +
-                 "? (write it under its [section] header)");
+             "options belong in a section" + Suggest(name, AllKeys()) +
+                 " (write it under its [section] header)");
     }
   }
 }
@@ -290,7 +365,7 @@ void Loader::WalkSection(const std::string& path, std::string_view section,
     const Option* option = FindOption(full);
     if (option == nullptr) {
       Report(kFilePhase, FileOrigin(path, key.source()), full,
-             "unknown key; did you mean " + NearestKey(full, AllKeys()) + "?");
+             "unknown key" + Suggest(full, AllKeys()));
       continue;
     }
     WalkValue(path, *option, "", node);
@@ -313,7 +388,7 @@ void Loader::WalkSinks(const std::string& path, const toml::node& sinks) {
              name == kDefaultSink
                  ? "the sink named default is the one the keys directly under [upload] "
                    "describe; give this one another name"
-                 : "a sink name may hold only letters, digits, _ and -");
+                 : std::string(kSinkNameRule));
       continue;
     }
     const toml::table* sink_table = node.as_table();
@@ -329,7 +404,7 @@ void Loader::WalkSinks(const std::string& path, const toml::node& sinks) {
       if (option == nullptr || !option->per_sink()) {
         std::string full = sink_key + "." + std::string(sink_option.str());
         Report(kFilePhase, FileOrigin(path, sink_option.source()), full,
-               NotASinkKey(option, full, name));
+               NotASinkKey(option, Suggest(full, SinkKeys(name))));
         continue;
       }
       WalkValue(path, *option, name, value);
@@ -350,6 +425,13 @@ void Loader::WalkValue(const std::string& path, const Option& option, const std:
   } else if (const auto* f = node.as_floating_point()) {
     raw = RawValue{.kind = RawValue::Kind::kFloat, .text = FormatNumber(f->get())};
   } else if (const auto* table = node.as_table()) {
+    if (option.max_entries > 0 && table->size() > option.max_entries) {
+      Report(kFilePhase, origin, FullKey(option, sink_name),
+             std::to_string(table->size()) + " entries are too many: at most " +
+                 std::to_string(option.max_entries) + " are allowed (" +
+                 std::string(option.bounds_why) + ")");
+      return;
+    }
     raw.kind = RawValue::Kind::kTable;
     for (auto&& [key, entry] : *table) {
       if (const auto* entry_text = entry.as_string()) {
@@ -380,6 +462,18 @@ void Loader::ReadEnv(const std::vector<std::string>& env) {
     size_t eq = entry.find('=');
     if (eq == std::string::npos || !entry.starts_with("SLEUTH_")) continue;
     std::string name = entry.substr(0, eq);
+    if (name.size() > kMaxKeyBytes) {
+      Report(kEnvPhase, Origin{.kind = Origin::Kind::kEnv, .where = name}, "",
+             "a name of " + std::to_string(name.size()) + " bytes is no sleuth option (none is " +
+                 "longer than " + std::to_string(kMaxKeyBytes) + "); unset it");
+      continue;
+    }
+    if (entry.size() - eq - 1 > kMaxValueBytes) {
+      Report(kEnvPhase, Origin{.kind = Origin::Kind::kEnv, .where = name}, "",
+             "the value is " + std::to_string(entry.size() - eq - 1) + " bytes, more than the " +
+                 FormatSize(kMaxValueBytes) + " a variable may hold; put it in the config file");
+      continue;
+    }
     auto allowed = NonOptionEnvVars();
     if (std::any_of(allowed.begin(), allowed.end(),
                     [&](const EnvVar& var) { return var.name == name; }))
@@ -387,7 +481,7 @@ void Loader::ReadEnv(const std::vector<std::string>& env) {
     Origin origin{.kind = Origin::Kind::kEnv, .where = name};
     auto it = by_name.find(name);
     if (it == by_name.end()) {
-      std::string message = "not a sleuth option; did you mean " + NearestKey(name, names) + "?";
+      std::string message = "not a sleuth option" + Suggest(name, names);
       if (name.starts_with("SLEUTH_UPLOAD_SINKS_"))
         message += " (named sinks are set in the config file or with --set upload.sinks.NAME.KEY)";
       Report(kEnvPhase, origin, "", std::move(message));
@@ -406,6 +500,18 @@ void Loader::ReadSets(const std::vector<std::string>& args) {
              "expected section.key=value, e.g. --set cpu.abs=50");
       continue;
     }
+    if (eq > kMaxKeyBytes) {
+      Report(kSetPhase, Origin{.kind = Origin::Kind::kSet, .where = arg}, arg.substr(0, eq),
+             "a key of " + std::to_string(eq) + " bytes is no sleuth option (none is longer than " +
+                 std::to_string(kMaxKeyBytes) + ")");
+      continue;
+    }
+    if (arg.size() - eq - 1 > kMaxValueBytes) {
+      Report(kSetPhase, Origin{.kind = Origin::Kind::kSet, .where = arg}, arg.substr(0, eq),
+             "the value is " + std::to_string(arg.size() - eq - 1) + " bytes, more than the " +
+                 FormatSize(kMaxValueBytes) + " a --set value may hold; put it in the config file");
+      continue;
+    }
     std::string key(TrimSpaces(std::string_view(arg).substr(0, eq)));
     Origin origin{.kind = Origin::Kind::kSet, .where = key};
     RawValue raw{.kind = RawValue::Kind::kText, .text = arg.substr(eq + 1)};
@@ -415,13 +521,14 @@ void Loader::ReadSets(const std::vector<std::string>& args) {
       std::string name = dot == std::string::npos ? "" : rest.substr(0, dot);
       if (!IsSinkName(name) || name == kDefaultSink) {
         Report(kSetPhase, origin, key,
-               "expected upload.sinks.NAME.KEY with a NAME of letters, digits, _ and - other "
-               "than default, e.g. --set upload.sinks.backup.url=http://127.0.0.1:4040");
+               "expected upload.sinks.NAME.KEY with a NAME other than default (" +
+                   std::string(kSinkNameRule) +
+                   "), e.g. --set upload.sinks.backup.url=http://127.0.0.1:4040");
         continue;
       }
       const Option* option = FindOption("upload." + rest.substr(dot + 1));
       if (option == nullptr || !option->per_sink()) {
-        Report(kSetPhase, origin, key, NotASinkKey(option, key, name));
+        Report(kSetPhase, origin, key, NotASinkKey(option, Suggest(key, SinkKeys(name))));
         continue;
       }
       if (!named_sinks_.contains(name)) sink_origins_.emplace(name, origin);
@@ -431,7 +538,7 @@ void Loader::ReadSets(const std::vector<std::string>& args) {
     const Option* option = FindOption(key);
     if (option == nullptr) {
       Report(kSetPhase, origin, key,
-             "unknown key; did you mean " + NearestKey(key, AllKeys()) + "?");
+             "unknown key" + Suggest(key, AllKeys()));
       continue;
     }
     Apply(*option, "", raw, origin);
@@ -470,6 +577,10 @@ void Loader::CheckConstraint(const Constraint& constraint, const std::string& si
       break;
     case ConstraintKind::kAtMost:
       if (x > y) problem = shown(*second, b_key, b) + " is below " + shown(*first, a_key, a);
+      break;
+    case ConstraintKind::kRequires:
+      if (!FormatOptionText(*first, a).empty() && FormatOptionText(*second, b).empty())
+        problem = a_key + " is set (" + OriginOf(a_key) + ") but " + b_key + " is not";
       break;
     case ConstraintKind::kBothOrNeither: {
       bool a_set = !FormatOptionText(*first, a).empty();
@@ -511,10 +622,12 @@ Result<Config> Loader::Finish() {
              std::tie(b.phase, b.line, b.column, b.sequence);
     });
     std::string message;
-    for (const Problem& problem : problems_) {
+    for (size_t i = 0; i < problems_.size() && i < kMaxProblems; ++i) {
       if (!message.empty()) message += '\n';
-      message += problem.text;
+      message += problems_[i].text;
     }
+    if (problems_.size() > kMaxProblems)
+      message += "\n... and " + std::to_string(problems_.size() - kMaxProblems) + " more problems";
     return InvalidArgument(std::move(message));
   }
   Config config = config_;

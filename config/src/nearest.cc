@@ -39,6 +39,8 @@ size_t EditDistance(std::string_view a, std::string_view b) {
 
 std::string NearestKey(std::string_view word, std::span<const std::string> candidates) {
   std::string best;
+  // The cost is the product of the lengths: a huge word is no misspelling.
+  if (word.size() > kMaxSuggestedWordBytes) return best;
   std::pair<size_t, size_t> best_score = {std::numeric_limits<size_t>::max(), 0};
   for (const std::string& candidate : candidates) {
     size_t distance = EditDistance(word, candidate);

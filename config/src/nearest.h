@@ -13,7 +13,12 @@ namespace sleuth::config {
 // ignoring ASCII case.
 size_t EditDistance(std::string_view a, std::string_view b);
 
-// The candidate closest to `word`, or "" when there are none. For dotted
+// Words longer than this get no suggestion: no key is half as long, and
+// EditDistance costs the product of the two lengths.
+inline constexpr size_t kMaxSuggestedWordBytes = 128;
+
+// The candidate closest to `word`, or "" when there are none or `word` is
+// longer than kMaxSuggestedWordBytes. For dotted
 // keys a right name in the wrong section ("memory.interval") finds its
 // section ("agent.interval").
 std::string NearestKey(std::string_view word, std::span<const std::string> candidates);

@@ -1,9 +1,13 @@
 // Parsing, checking and printing of option values, driven by the row's type.
 #include "option_value.h"
 
+#include <arpa/inet.h>
+
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <algorithm>
+#include <iterator>
 #include <limits>
 #include <vector>
 
@@ -33,7 +37,7 @@ bool HasControlChar(std::string_view s) {
 }
 
 std::string Quote(std::string_view s) {
-  return "\"" + std::string(s) + "\"";
+  return Shown(s);
 }
 
 std::string JoinAllowed(const Option& option) {
@@ -62,6 +66,18 @@ std::string Expected(const Option& option) {
     case OptionType::kSize:
       return "a size in bytes, optionally with a unit (KiB, MiB, GiB, TiB, KB, MB, GB or TB)";
     case OptionType::kString:
+      switch (option.form) {
+        case TextForm::kText:
+          return "a string";
+        case TextForm::kName:
+          return "a name";
+        case TextForm::kAbsolutePath:
+          return "an absolute path";
+        case TextForm::kTenantId:
+          return "a tenant ID";
+        case TextForm::kUserName:
+          return "a user name";
+      }
       return "a string";
     case OptionType::kEnum:
       return "one of " + JoinAllowed(option);
@@ -157,8 +173,31 @@ bool IsHeaderName(std::string_view name) {
   return true;
 }
 
+// Names sleuth gives labels itself (uploader/src/protocols.cc, OwnLabels):
+// an agent label with one of them would be dropped without a word.
+bool IsReservedLabelName(std::string_view name) {
+  constexpr std::string_view kOwn[] = {"service_name", "hostname", "pid"};
+  if (name.starts_with("__") || name.starts_with("sleuth_")) return true;
+  return std::find(std::begin(kOwn), std::end(kOwn), name) != std::end(kOwn);
+}
+
 Status CheckMap(const Option& option, const StringMap& map) {
+  if (option.max_entries > 0 && map.size() > option.max_entries)
+    return InvalidArgument(std::to_string(map.size()) + " entries are too many: at most " +
+                           std::to_string(option.max_entries) + " are allowed");
   for (const auto& [key, value] : map) {
+    if (option.max_key_length > 0 && key.size() > option.max_key_length)
+      return InvalidArgument("the name " + Quote(key) + " is " + std::to_string(key.size()) +
+                             " bytes long: at most " + std::to_string(option.max_key_length) +
+                             " are allowed");
+    if (option.max_value_length > 0 && value.size() > option.max_value_length)
+      return InvalidArgument("the value of " + Quote(key) + " is " +
+                             std::to_string(value.size()) + " bytes long: at most " +
+                             std::to_string(option.max_value_length) + " are allowed");
+    if (option.map_keys == MapKeys::kLabelName && IsLabelName(key) && IsReservedLabelName(key))
+      return InvalidArgument("label name " + Quote(key) +
+                             " is set by sleuth itself (service_name, hostname, pid, sleuth_*, "
+                             "__*): choose another name");
     if (option.map_keys == MapKeys::kLabelName && !IsLabelName(key))
       return InvalidArgument("label name " + Quote(key) +
                              " is not valid: use letters, digits and _, not starting with a "
@@ -178,6 +217,10 @@ Result<StringMap> ParseMap(const Option& option, std::string_view text) {
   StringMap map;
   std::vector<std::string> entries(1);
   for (size_t i = 0; i < text.size(); ++i) {
+    if (option.max_entries > 0 && entries.size() > option.max_entries + 1)
+      return InvalidArgument("more than " + std::to_string(option.max_entries) +
+                             " entries: at most " + std::to_string(option.max_entries) +
+                             " are allowed");
     if (text[i] == '\\' && i + 1 < text.size() && (text[i + 1] == ',' || text[i + 1] == '\\')) {
       entries.back() += text[++i];
     } else if (text[i] == ',') {
@@ -208,24 +251,58 @@ bool AllDigits(std::string_view s) {
   return true;
 }
 
+// Why `host` cannot be connected to or listened on, or empty. A host is an
+// IPv6 literal in [ ], an IPv4 literal, or a DNS name (RFC 1123: labels of
+// letters, digits and -, 1 to 63 bytes each, 253 in all, one trailing dot
+// allowed).
+std::string HostProblem(std::string_view host) {
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return "an IPv6 address must be inside [ ]";
+    std::string literal(host.substr(1, host.size() - 2));
+    in6_addr address;
+    if (inet_pton(AF_INET6, literal.c_str(), &address) != 1)
+      return "not a valid IPv6 address inside [ ]";
+    return {};
+  }
+  if (host.find_first_not_of("0123456789.") == std::string_view::npos) {
+    in_addr address;
+    if (inet_pton(AF_INET, std::string(host).c_str(), &address) != 1)
+      return "not a valid IPv4 address (four numbers from 0 to 255, e.g. 127.0.0.1)";
+    return {};
+  }
+  constexpr std::string_view kWhat =
+      "the host must be a name (letters, digits, - and . only), an IPv4 address, or an IPv6 "
+      "address in [ ]";
+  if (host.back() == '.') host.remove_suffix(1);
+  if (host.empty() || host.size() > 253) return std::string(kWhat);
+  size_t begin = 0;
+  while (begin <= host.size()) {
+    size_t end = std::min(host.find('.', begin), host.size());
+    std::string_view label = host.substr(begin, end - begin);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+      return std::string(kWhat);
+    for (char c : label)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return std::string(kWhat);
+    begin = end + 1;
+  }
+  return {};
+}
+
+bool IsPort(std::string_view port) {
+  if (!AllDigits(port) || port.size() > 5) return false;
+  unsigned long number = std::stoul(std::string(port));
+  return number >= 1 && number <= 65535;
+}
+
 Status CheckAddress(const Option& option, std::string_view text) {
   auto bad = [&](std::string_view why) { return BadText(option, text, why); };
   size_t colon = text.rfind(':');
   if (colon == std::string_view::npos) return bad("no :port");
   std::string_view host = text.substr(0, colon);
   std::string_view port = text.substr(colon + 1);
-  if (!AllDigits(port) || port.size() > 5 || std::stoul(std::string(port)) > 65535)
-    return bad("the port must be a number from 0 to 65535");
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    for (char c : host.substr(1, host.size() - 2))
-      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.')
-        return bad("not an IPv6 address inside [ ]");
-    return Status::Ok();
-  }
+  if (!IsPort(port)) return bad("the port must be a number from 1 to 65535");
   if (host.empty()) return bad("the host is missing; use 0.0.0.0 for every interface");
-  for (char c : host)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_')
-      return bad("the host must be a name or an IPv4 address, or an IPv6 address in [ ]");
+  if (std::string problem = HostProblem(host); !problem.empty()) return bad(problem);
   return Status::Ok();
 }
 
@@ -250,10 +327,71 @@ Status CheckUrl(const Option& option, std::string_view text) {
     return InvalidArgument(
         "the URL must not contain credentials (user:password@): use upload.username with "
         "upload.password_file or SLEUTH_UPLOAD_PASSWORD instead");
+  std::string_view host = authority;
+  std::string_view port;
+  size_t bracket = authority.rfind(']');
+  size_t colon = authority.rfind(':');
+  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+    if (!IsPort(port)) return bad("the port must be a number from 1 to 65535");
+  }
+  if (host.empty()) return bad("the host is missing");
+  if (std::string problem = HostProblem(host); !problem.empty()) return bad(problem);
   return Status::Ok();
 }
 
+// Why `text` does not have the row's form, or empty.
+std::string FormProblem(TextForm form, std::string_view text) {
+  auto only = [&](std::string_view extra) {
+    for (char c : text)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && extra.find(c) == std::string_view::npos)
+        return false;
+    return true;
+  };
+  switch (form) {
+    case TextForm::kText:
+      return {};
+    case TextForm::kName:
+      if (!only("._-") || !std::isalnum(static_cast<unsigned char>(text.front())))
+        return "use letters, digits, '.', '_' and '-', starting with a letter or digit";
+      return {};
+    case TextForm::kAbsolutePath: {
+      if (text.front() != '/')
+        return "it must be an absolute path (starting with /), not relative to the process's "
+               "working directory";
+      for (size_t begin = 1; begin <= text.size();) {
+        size_t end = std::min(text.find('/', begin), text.size());
+        std::string_view part = text.substr(begin, end - begin);
+        if (part == "." || part == "..")
+          return "it must not contain . or .. components: write the directory it means";
+        begin = end + 1;
+      }
+      return {};
+    }
+    case TextForm::kTenantId:
+      if (!only("!._*'()-") || text == "." || text == "..")
+        return "use letters, digits and !._*'()- (Grafana's tenant ID characters), not . or ..";
+      return {};
+    case TextForm::kUserName:
+      if (text.find(':') != std::string_view::npos)
+        return "a basic-auth user name cannot contain ':'";
+      return {};
+  }
+  return {};
+}
+
+// The longest text of a boolean, number, duration or size that could be
+// valid ("1h30m15s250ms", "1099511627776"); anything longer is refused
+// before parsing, so no parser sees a huge input.
+constexpr size_t kMaxScalarBytes = 64;
+
 Result<Value> ParseText(const Option& option, std::string_view text) {
+  bool scalar = option.type != OptionType::kString && option.type != OptionType::kEnum &&
+                option.type != OptionType::kAddress && option.type != OptionType::kUrl &&
+                option.type != OptionType::kStringMap;
+  if (scalar && text.size() > kMaxScalarBytes)
+    return BadText(option, text, "it is " + std::to_string(text.size()) + " bytes long");
   switch (option.type) {
     case OptionType::kBool:
       return ParseBool(option, text);
@@ -286,10 +424,18 @@ Result<Value> ParseText(const Option& option, std::string_view text) {
     }
   }
   // The string types.
+  if (option.max_length > 0 && text.size() > option.max_length)
+    return BadText(option, text,
+                   "it is " + std::to_string(text.size()) + " bytes long: at most " +
+                       std::to_string(option.max_length) + " are allowed");
   if (HasControlChar(text)) return BadText(option, text, "it contains a control character");
   if (text.empty()) {
     if (option.non_empty) return BadText(option, text, "it must not be empty");
     if (option.type != OptionType::kEnum) return Value(std::string());
+  }
+  if (option.type == OptionType::kString) {
+    if (std::string problem = FormProblem(option.form, text); !problem.empty())
+      return BadText(option, text, problem);
   }
   if (option.type == OptionType::kEnum) {
     for (std::string_view allowed : option.allowed)
@@ -304,8 +450,10 @@ Result<Value> ParseText(const Option& option, std::string_view text) {
 Status CheckBounds(const Option& option, const Value& value) {
   double number = NumberOf(value);
   auto out_of_range = [&](std::string_view rule) {
-    return InvalidArgument(FormatOptionText(option, value) + " is out of range: it must be " +
-                           std::string(rule));
+    std::string message = FormatOptionText(option, value) + " is out of range: it must be " +
+                          std::string(rule);
+    if (!option.bounds_why.empty()) message += " (" + std::string(option.bounds_why) + ")";
+    return InvalidArgument(std::move(message));
   };
   if (option.positive && number <= 0) return out_of_range("greater than 0");
   if (!option.at_least.empty()) {
@@ -409,6 +557,93 @@ Result<Value> ParseRawValue(const Option& option, const RawValue& raw) {
 
 Result<Value> ParseOptionText(const Option& option, std::string_view text) {
   return ParseRawValue(option, RawValue{.kind = RawValue::Kind::kText, .text = std::string(text)});
+}
+
+std::string Shown(std::string_view text) {
+  size_t cut = text.size();
+  if (text.size() > kShownBytes) {
+    cut = kShownBytes;
+    // Never cut a UTF-8 sequence in two.
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  }
+  std::string out = "\"";
+  for (char c : text.substr(0, cut)) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      // A newline in a value must not start a fake line in the log.
+      constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+  if (cut < text.size()) out += "... (" + std::to_string(text.size()) + " bytes)";
+  return out;
+}
+
+std::string BoundsText(const Option& option) {
+  auto bytes = [](size_t n) { return std::to_string(n) + " bytes"; };
+  std::string out;
+  switch (option.type) {
+    case OptionType::kBool:
+    case OptionType::kEnum:
+      return {};
+    case OptionType::kInt:
+    case OptionType::kNumber:
+    case OptionType::kPercent:
+    case OptionType::kDuration:
+    case OptionType::kSize: {
+      std::string low = !option.at_least.empty() ? std::string(option.at_least)
+                        : option.positive        ? std::string("above 0")
+                                                 : std::string();
+      if (!low.empty() && !option.at_most.empty()) {
+        out = low + " to " + std::string(option.at_most);
+      } else if (!low.empty()) {
+        out = low.starts_with("above") ? low : "at least " + low;
+      } else if (!option.at_most.empty()) {
+        out = "at most " + std::string(option.at_most);
+      }
+      if (!option.named_value.empty()) out += ", or " + std::string(option.named_value);
+      return out;
+    }
+    case OptionType::kString:
+      switch (option.form) {
+        case TextForm::kText:
+          out = "text";
+          break;
+        case TextForm::kName:
+          out = "A-Z a-z 0-9 . _ -, starting with a letter or digit";
+          break;
+        case TextForm::kAbsolutePath:
+          out = "an absolute path without . or .. components";
+          break;
+        case TextForm::kTenantId:
+          out = "A-Z a-z 0-9 ! . _ * ' ( ) -";
+          break;
+        case TextForm::kUserName:
+          out = "text without :";
+          break;
+      }
+      if (option.max_length > 0) out += ", at most " + bytes(option.max_length);
+      break;
+    case OptionType::kAddress:
+      out = "host:port, the host a name, an IPv4 address or [IPv6], the port 1 to 65535";
+      break;
+    case OptionType::kUrl:
+      out = "an http:// or https:// URL";
+      if (option.max_length > 0) out += " of at most " + bytes(option.max_length);
+      break;
+    case OptionType::kStringMap:
+      out = "at most " + std::to_string(option.max_entries) + " entries, names of at most " +
+            bytes(option.max_key_length) + ", values of at most " +
+            bytes(option.max_value_length);
+      return out;
+  }
+  if (!option.non_empty) out += "; or empty";
+  return out;
 }
 
 std::string_view ExampleText(const Option& option) {

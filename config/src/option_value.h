@@ -30,6 +30,11 @@ struct RawValue {
 // The row's example (or its default when it has none) as text.
 std::string_view ExampleText(const Option& option);
 
+// `text` in double quotes, for a message. Past kShownBytes only its start
+// is shown, then "..." and its length: a message never echoes a huge input.
+inline constexpr size_t kShownBytes = 40;
+std::string Shown(std::string_view text);
+
 // Describes a number for messages: 10 -> "10", 12.5 -> "12.5".
 std::string FormatNumber(double number);
 

@@ -1,6 +1,7 @@
 #include "sleuth/config/render.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "option_value.h"
 #include "sleuth/config/option_table.h"
@@ -10,6 +11,19 @@ namespace {
 
 constexpr size_t kCommentWidth = 100;
 constexpr std::string_view kHiddenValue = "(hidden)";
+
+// The row's bounds and why they are what they are: "100ms to 1h. Below ...".
+std::string AllowedText(const Option& option) {
+  std::string bounds = BoundsText(option);
+  if (bounds.empty()) return bounds;
+  if (!option.bounds_why.empty()) {
+    std::string why(option.bounds_why);
+    why.front() = static_cast<char>(std::toupper(static_cast<unsigned char>(why.front())));
+    bounds += ". " + why;
+    if (bounds.back() != '.') bounds += '.';
+  }
+  return bounds;
+}
 
 // "# "-prefixed lines of at most kCommentWidth characters, broken at spaces.
 std::string Comment(std::string_view text) {
@@ -90,6 +104,8 @@ std::string RenderToml(const Config& config, bool effective) {
       if (!effective) {
         std::string shown = FormatOptionText(option, default_value);
         out += Comment("Why " + (shown.empty() ? "empty" : shown) + ": " + std::string(option.why));
+        if (std::string bounds = AllowedText(option); !bounds.empty())
+          out += Comment("Allowed: " + bounds);
       } else if (value != default_value) {
         std::string shown = FormatOptionText(option, default_value);
         out += Comment("Default: " + (shown.empty() ? "empty" : shown) + ".");
@@ -205,15 +221,16 @@ std::string RenderMarkdownReference() {
   for (const Section& section : Sections()) {
     out += "\n### " + Code("[" + std::string(section.name) + "]") + "\n\n";
     out += std::string(section.doc) + "\n\n";
-    out += "| Key | Type | Default | What it does | Why this default |\n";
-    out += "|---|---|---|---|---|\n";
+    out += "| Key | Type | Default | What it does | Why this default | Allowed |\n";
+    out += "|---|---|---|---|---|---|\n";
     for (const Option& option : Options()) {
       if (option.section() != section.name) continue;
       std::string key = Code(option.key) + "<br>" + Code(EnvVarName(option));
       if (option.per_sink()) key += "<br>per sink";
       std::string default_text = option.default_text.empty() ? "empty" : Code(option.default_text);
       out += "| " + key + " | " + MarkdownCell(TypeName(option)) + " | " + default_text + " | " +
-             MarkdownCell(option.doc) + " | " + MarkdownCell(option.why) + " |\n";
+             MarkdownCell(option.doc) + " | " + MarkdownCell(option.why) + " | " +
+             MarkdownCell(AllowedText(option)) + " |\n";
     }
   }
   return out;

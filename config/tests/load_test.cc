@@ -241,11 +241,11 @@ TEST(LoadConfigTest, NativeTomlTypesAndStrings) {
   TempDir dir;
   std::string file = dir.Write("c.toml",
                                "[agent]\nfollow_fork = \"true\"\nhistory = \"12\"\n"
-                               "max_dump_bytes = 4096\n[cpu]\nabs = 70.5\nmin = \"5%\"\n");
+                               "max_dump_bytes = 4194304\n[cpu]\nabs = 70.5\nmin = \"5%\"\n");
   Config c = MustLoad({.file_path = file});
   EXPECT_TRUE(c.agent.follow_fork);
   EXPECT_EQ(c.agent.history, 12);
-  EXPECT_EQ(c.agent.max_dump_bytes, 4096u);
+  EXPECT_EQ(c.agent.max_dump_bytes, 4194304u);
   EXPECT_EQ(c.cpu.abs, 70.5);
   EXPECT_EQ(c.cpu.min, 5);
 }
@@ -291,8 +291,10 @@ TEST(LoadConfigErrorsTest, WrongTypesAreAllReported) {
                  "\"verbose\"; e.g. log_level = \"warn\"",
           path + ":7:19: agent.labels.team: expected a string, got an integer; e.g. labels = "
                  "{ \"env\" = \"prod\", \"team\" = \"payments\" }",
-          path + ":10:7: cpu.abs: 150 is out of range: it must be at most 100; e.g. abs = 70",
-          path + ":11:7: cpu.min: -1 is out of range: it must be at least 0; e.g. min = 10",
+          path + ":10:7: cpu.abs: 150 is out of range: it must be at most 100 (a share of a limit "
+                 "the process cannot exceed); e.g. abs = 70",
+          path + ":11:7: cpu.min: -1 is out of range: it must be at least 0 (a share of a limit the "
+                 "process cannot exceed); e.g. min = 10",
           path + ":12:12: cpu.cooldown: expected a duration with a unit (ns, us, ms, s, m or h), "
                  "got a TOML array; e.g. cooldown = \"1m\"",
           path + ":15:10: metrics.listen: expected a host:port string, got the integer 9464; "

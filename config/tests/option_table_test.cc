@@ -209,32 +209,34 @@ TEST_P(ParseTextTest, ParsesOrExplains) {
 INSTANTIATE_TEST_SUITE_P(
     Values, ParseTextTest,
     ::testing::Values(
-        // durations, every unit
+        // durations, every unit (cpu.cooldown goes down to 0)
         TextCase{"agent.interval", "250ms", "250ms"},
-        TextCase{"agent.interval", "1500us", "1500us"}, TextCase{"agent.interval", "10ns", "10ns"},
-        TextCase{"agent.interval", "90s", "90s"}, TextCase{"agent.interval", "1h30m", "90m"},
-        TextCase{"agent.interval", "2h", "2h"},
+        TextCase{"cpu.cooldown", "1500us", "1500us"}, TextCase{"cpu.cooldown", "10ns", "10ns"},
+        TextCase{"agent.interval", "90s", "90s"}, TextCase{"agent.interval", "1h", "1h"},
+        TextCase{"cpu.cooldown", "1h30m", "90m"}, TextCase{"cpu.cooldown", "2h", "2h"},
         TextCase{"agent.interval", "5", "a unit is missing", true},
         TextCase{"agent.interval", "5parsecs", "unknown unit \"parsecs\"", true},
         TextCase{"agent.interval", "5 sec", "invalid duration \"5 sec\"", true},
         TextCase{"agent.interval", "-5s", "negative", true},
-        TextCase{"agent.interval", "0s", "must be greater than 0", true},
+        TextCase{"agent.interval", "0s", "must be at least 100ms", true},
+        TextCase{"agent.interval", "99ms", "must be at least 100ms", true},
+        TextCase{"agent.interval", "61m", "must be at most 1h", true},
         TextCase{"cpu.cooldown", "0s", "0s"}, TextCase{"cpu.cooldown", "0", "0s"},
         // sizes, every unit
-        TextCase{"agent.max_dump_bytes", "4096", "4KiB"},
-        TextCase{"agent.max_dump_bytes", "100B", "100B"},
-        TextCase{"agent.max_dump_bytes", "512KiB", "512KiB"},
+        TextCase{"agent.max_dump_bytes", "1048576", "1MiB"},
+        TextCase{"heap.sample_bytes", "4096", "4KiB"},
+        TextCase{"agent.max_dump_bytes", "1536KiB", "1536KiB"},
         TextCase{"agent.max_dump_bytes", "64MiB", "64MiB"},
         TextCase{"agent.max_dump_bytes", "2GiB", "2GiB"},
         TextCase{"agent.max_dump_bytes", "1TiB", "1TiB"},
-        TextCase{"agent.max_dump_bytes", "10KB", "10000B"},
-        TextCase{"agent.max_dump_bytes", "1MB", "1000000B"},
+        TextCase{"agent.max_dump_bytes", "10MB", "10000000B"},
+        TextCase{"heap.sample_bytes", "10KB", "10000B"},
         TextCase{"agent.max_dump_bytes", "1GB", "1000000000B"},
         TextCase{"agent.max_dump_bytes", "1TB", "976562500KiB"},
         TextCase{"agent.max_dump_bytes", "-1", "negative", true},
         TextCase{"agent.max_dump_bytes", "12XB", "unknown unit", true},
-        TextCase{"agent.max_dump_bytes", "0", "must be greater than 0", true},
-        TextCase{"heap.sample_bytes", "0", "must be greater than 0", true},
+        TextCase{"agent.max_dump_bytes", "0", "must be at least 1MiB", true},
+        TextCase{"heap.sample_bytes", "0", "must be at least 4KiB", true},
         // percents and numbers
         TextCase{"cpu.abs", "50", "50"}, TextCase{"cpu.abs", "50%", "50"},
         TextCase{"cpu.abs", "12.5", "12.5"}, TextCase{"cpu.abs", "100", "100"},
@@ -283,10 +285,11 @@ INSTANTIATE_TEST_SUITE_P(
         // addresses
         TextCase{"metrics.listen", "127.0.0.1:9464", "127.0.0.1:9464"},
         TextCase{"metrics.listen", "[::1]:9464", "[::1]:9464"},
-        TextCase{"metrics.listen", "localhost:0", "localhost:0"},
+        TextCase{"metrics.listen", "localhost:9464", "localhost:9464"},
+        TextCase{"metrics.listen", "localhost:0", "port must be a number from 1 to 65535", true},
         TextCase{"metrics.listen", "", ""}, TextCase{"metrics.listen", "9464", "no :port", true},
         TextCase{"metrics.listen", ":9464", "the host is missing", true},
-        TextCase{"watch.listen", "host:99999", "port must be a number from 0 to 65535", true},
+        TextCase{"watch.listen", "host:99999", "port must be a number from 1 to 65535", true},
         TextCase{"watch.listen", "a b:1", "the host must be", true},
         TextCase{"watch.listen", "[zz]:1", "IPv6", true},
         // URLs
@@ -341,7 +344,7 @@ TEST(RawValueTest, NativeTomlKindsAcceptedOrRefused) {
       {"agent.follow_fork", {K::kBool, "true"}, "true", false},
       {"agent.follow_fork", {K::kText, "true"}, "true", false},
       {"agent.follow_fork", {K::kInteger, "1"}, "expected true or false, got the integer 1", true},
-      {"agent.service", {K::kBool, "true"}, "expected a string, got the boolean true", true},
+      {"agent.service", {K::kBool, "true"}, "expected a name, got the boolean true", true},
       {"metrics.listen", {K::kInteger, "9464"}, "expected a host:port string", true},
       {"agent.log_level", {K::kOther, "array"}, "got a TOML array", true},
       {"agent.labels", {K::kTable, "", {{"team", "a"}}}, "team=a", false},
@@ -376,7 +379,7 @@ TEST(FormatTest, TomlValues) {
   EXPECT_EQ(toml("agent.max_dump_bytes", "1GiB"), "\"1GiB\"");
   EXPECT_EQ(toml("agent.labels", ""), "{}");
   EXPECT_EQ(toml("agent.labels", "b=2,a=x\"y"), "{ \"a\" = \"x\\\"y\", \"b\" = \"2\" }");
-  EXPECT_EQ(toml("agent.dump_dir", "C:\\dumps\t1"), "\"C:\\\\dumps\\t1\"");
+  EXPECT_EQ(toml("upload.username", "DOMAIN\\user\t1"), "\"DOMAIN\\\\user\\t1\"");
 }
 
 }  // namespace

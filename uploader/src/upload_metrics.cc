@@ -14,7 +14,7 @@ Status UploadMetrics::Init(const std::shared_ptr<prometheus::Registry>& registry
                         .Name("sleuth_uploads_total")
                         .Help(
                             "Upload attempts by sink and result (success, retry, rejected, "
-                            "invalid).")
+                            "invalid, unrecorded: an outcome the spool could not record).")
                         .Register(*registry);
     auto& retries = prometheus::BuildCounter()
                         .Name("sleuth_upload_retries_total")
@@ -39,6 +39,7 @@ Status UploadMetrics::Init(const std::shared_ptr<prometheus::Registry>& registry
       s.retry = &uploads.Add({{"sink", name}, {"result", "retry"}});
       s.rejected = &uploads.Add({{"sink", name}, {"result", "rejected"}});
       s.invalid = &uploads.Add({{"sink", name}, {"result", "invalid"}});
+      s.unrecorded = &uploads.Add({{"sink", name}, {"result", "unrecorded"}});
       s.retries = &retries.Add({{"sink", name}});
       s.last_success_seconds = &last_success.Add({{"sink", name}});
       s.duration_seconds = &duration.Add({{"sink", name}}, buckets);

@@ -22,6 +22,7 @@ class UploadMetrics {
     prometheus::Counter* retry = nullptr;
     prometheus::Counter* rejected = nullptr;
     prometheus::Counter* invalid = nullptr;
+    prometheus::Counter* unrecorded = nullptr;  // delivered or refused, but not recorded on disk
     prometheus::Counter* retries = nullptr;
     prometheus::Gauge* last_success_seconds = nullptr;
     prometheus::Histogram* duration_seconds = nullptr;

@@ -1,10 +1,12 @@
 #include "sleuth/uploader/uploader.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,9 +26,11 @@
 
 #include "sleuth/common/files.h"
 #include "sleuth/common/log.h"
+#include "sleuth/common/owned_fd.h"
 #include "sleuth/common/units.h"
 #include "sleuth/uploader/protocols.h"
 #include "sleuth/uploader/retry.h"
+#include "sleuth/uploader/scheduler.h"
 #include "sleuth/uploader/sidecar.h"
 #include "upload_metrics.h"
 
@@ -45,6 +49,11 @@ constexpr size_t kMaxProfileBytes = size_t{256} << 20;
 constexpr size_t kMaxResponseBytes = size_t{64} << 10;
 // A failing sink logs its first failure, then at most one line per minute.
 constexpr Nanos kFailureLogInterval = std::chrono::minutes(1);
+// How many times the wake-up pipe, or the libcurl handles, are made anew
+// after the host closed or reused their descriptors. Each time leaks a
+// little (see RetireCurl); past this the uploader stops with one error.
+constexpr int kMaxWakePipes = 16;
+constexpr int kMaxCurlRebuilds = 8;
 // Notify() triggers a full rescan (dumps may complete out of name order) and
 // a spool measurement, each at most this often.
 constexpr Nanos kNotifyScanGap = seconds(1);
@@ -55,8 +64,18 @@ struct WindowEntry {
   int attempts = 0;
 };
 
+// What is needed to record a delivery again once the disk has room.
+struct Unrecorded {
+  std::string base;
+  std::string note;
+};
+
 struct SinkState {
   Sink sink;
+  SinkScheduler sched{SchedulerPolicy{}, Nanos(0)};  // set up when the worker starts
+  // Deliveries the backend acknowledged but the spool could not record;
+  // recorded again when the sink's recording probe succeeds.
+  std::vector<Unrecorded> unrecorded;
   std::deque<WindowEntry> window;          // oldest first
   std::unordered_set<std::string> queued;  // bases in the window or in flight
   // Every dump up to the cursor is settled, in the window or in flight for
@@ -64,15 +83,6 @@ struct SinkState {
   std::optional<DumpKey> cursor;
   bool more_waiting = true;  // the last refill left pending dumps behind
   int in_flight = 0;
-  Nanos next_attempt{0};  // monotonic; backoff or Retry-After
-  int failures = 0;       // consecutive transient failures
-  // Whether the sink has answered at all since start. Until it has, and
-  // while it fails, one request at a time probes it: a backend that is down
-  // or refuses our credentials sees one request, not `concurrency` of them.
-  bool answered = false;
-  Nanos failing_since{0};
-  Nanos last_failure_log{0};
-  bool given_up = false;           // one-shot mode only
   bool idle = false;               // one-shot mode: a full scan found nothing
   bool full_scan_pending = false;  // one-shot mode: confirm idleness
 };
@@ -142,7 +152,7 @@ struct Uploader::Impl {
     for (const config::SinkConfig& s : config.sinks) names.push_back(s.name);
     spool = std::make_unique<Spool>(dir, names);
     last_errors.assign(names.size(), {});
-    wake_fd.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    MakeWakePipe();
     uint64_t seed = static_cast<uint64_t>(clock.Wall().count()) ^ (uint64_t(::getpid()) << 32);
     try {
       std::random_device device;
@@ -151,6 +161,13 @@ struct Uploader::Impl {
       // No entropy source: the clock and pid still spread a fleet's retries.
     }
     rng.seed(seed);
+  }
+
+  ~Impl() {
+    // No Notify() can run any more: close the write ends still ours.
+    for (int i = 0; i < wake_pipes_made; ++i) {
+      if (wake_slots[i].identity.Matches(wake_slots[i].fd)) ::close(wake_slots[i].fd);
+    }
   }
 
   // ------------------------------------------------------------ setup
@@ -174,18 +191,44 @@ struct Uploader::Impl {
   void AbandonAll();
   void WaitForWake(Nanos timeout);
 
+  // ------------------------------------------------------------ descriptors
+  // The wake-up pipe, a socketpair: Notify() sends a byte into one end, the
+  // worker polls the other. Sockets, not an eventfd, because a socket's
+  // (st_dev, st_ino) is its own (every eventfd shares one anon inode), so
+  // OwnedFd's fstat check tells ours from a host file that took the same
+  // number; and because send() cannot write into a host's regular file even
+  // if the host wins the race between the check and the send (ENOTSOCK),
+  // nor raise SIGPIPE in the host (MSG_NOSIGNAL).
+  bool MakeWakePipe();
+  // Before each poll: re-creates the pipe if the host took either end.
+  // False when there is none and none can be made (then it polls on a timer).
+  bool EnsureWakePipe();
+  void DrainWakePipe();
+  // Before each poll: whether every socket libcurl opened is still ours.
+  bool CurlSocketsStillOurs();
+  // Gives up on a multi handle some of whose descriptors the host took:
+  // it is never called again (a cleanup would read, write or close them).
+  void RetireCurl(const std::string& why, Nanos now);
+  static curl_socket_t OpenSocket(void* self, curlsocktype purpose, curl_sockaddr* address);
+  static int CloseSocket(void* self, curl_socket_t fd);
+
+  // ------------------------------------------------------------ scheduling
+  SchedulerPolicy Policy() const;
+  bool HasPending(const SinkState& s) const { return !s.window.empty() || s.more_waiting; }
+  void StartFailed(size_t sink, WindowEntry entry, const std::string& what, Nanos now);
+  // The spool could not record an outcome: stop the sink (see scheduler.h).
+  void RecordingFailed(size_t sink, const std::string& what, Nanos now);
+  void ProbeRecording(size_t sink, Nanos now);
+
   // ------------------------------------------------------------ outcomes
-  void OnDelivered(Transfer& t, long status);
-  void OnRetry(Transfer& t, long status, const std::string& what, const std::string& retry_after,
-               Nanos now);
+  void OnDelivered(Transfer& t, long status, Nanos now);
+  void OnRetry(size_t sink, WindowEntry entry, long status, const std::string& what,
+               const std::string& retry_after, Nanos now);
   void OnRejected(Transfer& t, long status, const std::string& message, bool sink_level, Nanos now);
   void OnVanished(size_t sink, const std::string& base);
   void SetAsideInvalid(size_t sink, const std::string& base, const std::string& reason);
   void Settled(const std::string& base, uint64_t bytes);
 
-  int Limit(const SinkState& s) const {
-    return s.failures > 0 || !s.answered ? 1 : std::max(1, config.concurrency);
-  }
   void Log(log::Level level, const std::string& message) const {
     if (log::Enabled(level)) log::Write(level, redactor.Redact("upload: " + message));
   }
@@ -210,7 +253,20 @@ struct Uploader::Impl {
   std::unique_ptr<Spool> spool;
   Redactor redactor;
   UploadMetrics metrics;
-  ScopedFd wake_fd;
+
+  // The wake-up pipe's write ends, one slot per pipe ever made, each written
+  // once before `wake_slot` publishes it, so Notify() (any thread, signal
+  // handlers included) reads a consistent (fd, identity) without a lock.
+  // Old write ends are never closed while the Uploader lives: a Notify()
+  // that loaded an old slot must not write to a number closed under it.
+  struct WakeSlot {
+    int fd = -1;
+    FdIdentity identity;
+  };
+  WakeSlot wake_slots[kMaxWakePipes];
+  std::atomic<int> wake_slot{-1};
+  OwnedFd wake_read;  // the worker's (the constructor's before it starts)
+  int wake_pipes_made = 0;
 
   // Shared with other threads.
   std::atomic<bool> notified{false};
@@ -222,7 +278,7 @@ struct Uploader::Impl {
   mutable std::mutex error_mu;
   std::vector<std::string> last_errors;  // per sink, redacted
   std::atomic<uint64_t> delivered{0}, retries{0}, rejected{0}, invalid{0}, evicted{0}, vanished{0},
-      queue_dumps{0}, queue_bytes{0};
+      unrecorded{0}, fds_taken{0}, queue_dumps{0}, queue_bytes{0};
 
   // The worker's own (and Start()'s, before the worker exists).
   std::thread worker;
@@ -231,6 +287,12 @@ struct Uploader::Impl {
   std::vector<SinkState> sinks;
   CURLM* multi = nullptr;
   CURLSH* share = nullptr;
+  // Every socket libcurl opened through OpenSocket, with its identity.
+  std::unordered_map<int, FdIdentity> curl_sockets;
+  // The multi handle's own socketpair (libcurl 7.88 makes it without
+  // SOCK_CLOEXEC and closes it with close(2)), when it could be told apart.
+  std::vector<OwnedFd> curl_wakeup_pair;
+  int curl_rebuilds = 0;
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> transfers;
   std::unordered_set<std::string> in_flight_bases;
   std::mt19937_64 rng;
@@ -256,7 +318,7 @@ Status Uploader::Impl::Prepare() {
     return InvalidArgument("upload.retry_initial must be positive and at most upload.retry_max");
   }
   if (config.timeout <= Nanos(0)) return InvalidArgument("upload.timeout must be positive");
-  if (!wake_fd.valid()) return ErrnoStatus("cannot create the uploader's eventfd", errno);
+  if (!wake_read.valid()) return ErrnoStatus("cannot create the uploader's wake-up pipe", errno);
   EnvLookup getenv = options.getenv ? options.getenv : EnvLookup([](const char* name) {
     return static_cast<const char*>(::getenv(name));
   });
@@ -279,10 +341,69 @@ Status Uploader::Impl::Prepare() {
   return Status::Ok();
 }
 
+namespace {
+
+// The open descriptors of this process that are AF_UNIX stream sockets.
+// Used only around curl_multi_init, to find the socketpair it creates.
+std::unordered_set<int> UnixStreamSockets() {
+  std::unordered_set<int> out;
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) return out;
+  int own = ::dirfd(d);
+  while (struct dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == own) continue;
+    struct stat st;
+    if (::fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    int domain = 0, type = 0;
+    socklen_t len = sizeof domain;
+    if (::getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) continue;
+    len = sizeof type;
+    if (::getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_TYPE, &type, &len) != 0) continue;
+    if (domain == AF_UNIX && type == SOCK_STREAM) out.insert(static_cast<int>(fd));
+  }
+  ::closedir(d);
+  return out;
+}
+
+// Multi handles given up on because the host took some of their
+// descriptors: never used again, kept reachable so leak checkers stay quiet.
+std::mutex g_retired_mu;
+std::vector<void*>& RetiredCurlHandles() {
+  static auto* handles = new std::vector<void*>;
+  return *handles;
+}
+
+}  // namespace
+
 Status Uploader::Impl::SetUpCurl() {
+  // libcurl 7.88 creates the multi handle's wake-up socketpair with neither
+  // SOCK_CLOEXEC nor a callback, and closes it with close(2) on cleanup.
+  // Find it by what appeared during curl_multi_init: two new non-blocking
+  // AF_UNIX stream sockets. Only then is it made close-on-exec and checked
+  // before the cleanup; a host thread creating such a pair at that very
+  // moment makes the count differ, and then nothing is touched.
+  std::unordered_set<int> before = UnixStreamSockets();
   multi = curl_multi_init();
+  std::unordered_set<int> after = UnixStreamSockets();
   share = curl_share_init();
   if (multi == nullptr || share == nullptr) return Internal("cannot create libcurl handles");
+  std::vector<int> appeared;
+  for (int fd : after) {
+    if (before.count(fd) == 0 && (::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0) appeared.push_back(fd);
+  }
+  curl_wakeup_pair.clear();
+  if (appeared.size() == 2) {
+    for (int fd : appeared) {
+      int flags = ::fcntl(fd, F_GETFD);
+      if (flags >= 0) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+      curl_wakeup_pair.emplace_back(fd);
+    }
+  } else {
+    Log(log::Level::kDebug, "cannot tell libcurl's wake-up socketpair apart (" +
+                                std::to_string(appeared.size()) + " candidates)");
+  }
   // One multi handle already pools connections and DNS for its transfers;
   // the share handle adds TLS session reuse across them. All of it is used
   // from the worker thread only, so no lock callbacks are needed.
@@ -295,19 +416,147 @@ Status Uploader::Impl::SetUpCurl() {
 
 void Uploader::Impl::TearDownCurl() {
   AbandonAll();
+  bool pair_ours = std::all_of(curl_wakeup_pair.begin(), curl_wakeup_pair.end(),
+                               [](const OwnedFd& fd) { return fd.StillOurs(); });
+  if (multi != nullptr && (!pair_ours || !CurlSocketsStillOurs())) {
+    RetireCurl("", clock.Monotonic());
+    return;
+  }
+  // curl_multi_cleanup closes the pair itself.
+  for (OwnedFd& fd : curl_wakeup_pair) fd.release();
+  curl_wakeup_pair.clear();
   if (multi != nullptr) curl_multi_cleanup(multi);
   if (share != nullptr) curl_share_cleanup(share);
   multi = nullptr;
   share = nullptr;
 }
 
-void Uploader::Impl::WaitForWake(Nanos timeout) {
-  struct pollfd p = {wake_fd.get(), POLLIN, 0};
-  int ms = static_cast<int>(std::max<int64_t>(0, duration_cast<milliseconds>(timeout).count()));
-  if (::poll(&p, 1, ms) > 0) {
-    uint64_t drained;
-    [[maybe_unused]] ssize_t n = ::read(wake_fd.get(), &drained, sizeof drained);
+curl_socket_t Uploader::Impl::OpenSocket(void* self, curlsocktype, curl_sockaddr* address) {
+  auto* m = static_cast<Impl*>(self);
+  // Close-on-exec from birth: the host may exec at any moment.
+  int fd = ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+  if (fd < 0) return CURL_SOCKET_BAD;
+  FdIdentity identity;
+  if (!FdIdentity::Of(fd, &identity)) {
+    ::close(fd);
+    return CURL_SOCKET_BAD;
   }
+  m->curl_sockets[fd] = identity;
+  return fd;
+}
+
+int Uploader::Impl::CloseSocket(void* self, curl_socket_t fd) {
+  auto* m = static_cast<Impl*>(self);
+  auto it = m->curl_sockets.find(fd);
+  // Only what we opened and still own is closed; a number the host took
+  // over is left to the host.
+  if (it != m->curl_sockets.end()) {
+    if (it->second.Matches(fd)) {
+      ::close(fd);
+    } else {
+      m->fds_taken++;
+    }
+    m->curl_sockets.erase(it);
+  }
+  return 0;
+}
+
+bool Uploader::Impl::CurlSocketsStillOurs() {
+  for (const auto& [fd, identity] : curl_sockets) {
+    if (!identity.Matches(fd)) return false;
+  }
+  return true;
+}
+
+void Uploader::Impl::RetireCurl(const std::string& why, Nanos now) {
+  // Transfers go back to their windows, as after a network error. Their
+  // easy handles stay attached to the retired multi handle and are leaked
+  // with it: cleaning one up would make libcurl close its connection.
+  std::vector<std::unique_ptr<Transfer>> requeue;
+  for (auto& [easy, t] : transfers) requeue.push_back(std::move(t));
+  transfers.clear();
+  std::lock_guard<std::mutex> guard(g_retired_mu);
+  for (std::unique_ptr<Transfer>& t : requeue) {
+    RetiredCurlHandles().push_back(t->easy);
+    t->easy = nullptr;
+    // libcurl may still hold pointers to the header list; it never reads them again.
+    RetiredCurlHandles().push_back(t->headers);
+    t->headers = nullptr;
+    SinkState& s = sinks[t->sink];
+    s.in_flight--;
+    in_flight_bases.erase(t->entry.key.base);
+    if (!why.empty()) OnRetry(t->sink, std::move(t->entry), 0, why, {}, now);
+  }
+  // The sockets still ours are closed here; libcurl never sees them again.
+  for (const auto& [fd, identity] : curl_sockets) {
+    if (identity.Matches(fd)) {
+      ::close(fd);
+    } else {
+      fds_taken++;
+    }
+  }
+  curl_sockets.clear();
+  for (OwnedFd& fd : curl_wakeup_pair) {
+    if (!fd.reset()) fds_taken++;
+  }
+  curl_wakeup_pair.clear();
+  if (multi != nullptr) RetiredCurlHandles().push_back(multi);
+  if (share != nullptr) RetiredCurlHandles().push_back(share);
+  multi = nullptr;
+  share = nullptr;
+}
+
+bool Uploader::Impl::MakeWakePipe() {
+  int next = wake_slot.load() + 1;
+  if (next >= kMaxWakePipes) return false;
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) return false;
+  OwnedFd read_end(fds[0]);
+  WakeSlot slot;
+  slot.fd = fds[1];
+  if (!read_end.valid() || !FdIdentity::Of(fds[1], &slot.identity)) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return false;
+  }
+  wake_slots[next] = slot;
+  wake_slot.store(next, std::memory_order_release);
+  wake_read = std::move(read_end);
+  wake_pipes_made++;
+  return true;
+}
+
+bool Uploader::Impl::EnsureWakePipe() {
+  int current = wake_slot.load();
+  bool write_ours = current >= 0 && wake_slots[current].identity.Matches(wake_slots[current].fd);
+  if (wake_read.StillOurs() && write_ours) return true;
+  if (current < 0 && !wake_read.valid()) return false;  // never had one; polls on a timer
+  fds_taken++;
+  if (wake_read.valid() && !wake_read.StillOurs()) wake_read.Forget();
+  wake_read.reset();
+  bool made = MakeWakePipe();
+  Log(log::Level::kWarn,
+      std::string("the host closed or reused the uploader's wake-up descriptors; ") +
+          (made ? "made new ones" : "new dumps are now found by rescanning only"));
+  if (!made) wake_slot.store(-1);
+  return made;
+}
+
+void Uploader::Impl::DrainWakePipe() {
+  if (!wake_read.StillOurs()) return;
+  char buf[64];
+  while (::recv(wake_read.get(), buf, sizeof buf, MSG_DONTWAIT) > 0) {
+  }
+}
+
+void Uploader::Impl::WaitForWake(Nanos timeout) {
+  int ms = static_cast<int>(std::max<int64_t>(0, duration_cast<milliseconds>(timeout).count()));
+  if (!EnsureWakePipe()) {
+    std::this_thread::sleep_for(milliseconds(std::min(ms, 100)));
+    return;
+  }
+  struct pollfd p = {wake_read.get(), POLLIN, 0};
+  if (::poll(&p, 1, ms) > 0) DrainWakePipe();
 }
 
 bool Uploader::Impl::AcquireLockOrStandBy() {
@@ -351,9 +600,23 @@ void Uploader::Impl::Run() {
 
 // ================================================================ the loop
 
+SchedulerPolicy Uploader::Impl::Policy() const {
+  SchedulerPolicy p;
+  p.retry_initial = config.retry_initial;
+  p.retry_max = config.retry_max;
+  p.concurrency = config.concurrency;
+  p.one_shot = options.exit_when_drained;
+  p.give_up_after = options.give_up_after;
+  p.stall_allowance = config.timeout;
+  return p;
+}
+
 void Uploader::Impl::Loop() {
   Nanos now = clock.Monotonic();
   next_rescan = next_full_rescan = next_accounting = now;
+  // The schedulers start with the work, not at Start(): a stand-by uploader
+  // may have waited for the lock for hours.
+  for (SinkState& s : sinks) s.sched = SinkScheduler(Policy(), now);
   for (;;) {
     now = clock.Monotonic();
     if (stop_requested.load()) {
@@ -376,15 +639,45 @@ void Uploader::Impl::Loop() {
       }
       Refill(look || notify);
       scan_now = false;
+      for (size_t i = 0; i < sinks.size(); ++i) {
+        if (sinks[i].sched.RecordingProbeDue(now)) ProbeRecording(i, now);
+      }
       CheckGiveUp(now);
       Dispatch(now);
       if (options.exit_when_drained && Drained()) break;
     }
+    if (!CurlSocketsStillOurs()) {
+      // The host closed or reused a connection's descriptor. libcurl would
+      // poll, read or close that number next: give the handles up instead.
+      Log(log::Level::kWarn,
+          "the host closed or reused a descriptor of the uploader's connections; "
+          "starting over with new connections");
+      if (++curl_rebuilds > kMaxCurlRebuilds) {
+        Log(log::Level::kError, "the host keeps closing the uploader's descriptors; uploads stop");
+        RetireCurl("", now);
+        return;
+      }
+      RetireCurl("the host took over the connection's descriptor", now);
+      if (Status rebuilt = SetUpCurl(); !rebuilt.ok()) {
+        Log(log::Level::kError, rebuilt.message() + "; uploads stop");
+        return;
+      }
+      continue;
+    }
     int timeout_ms = TimeoutMs(now);
-    struct curl_waitfd wake = {wake_fd.get(), CURL_WAIT_POLLIN, 0};
-    curl_multi_poll(multi, &wake, 1, timeout_ms, nullptr);
-    uint64_t drained;
-    [[maybe_unused]] ssize_t n = ::read(wake_fd.get(), &drained, sizeof drained);
+    if (EnsureWakePipe()) {
+      struct curl_waitfd wake = {wake_read.get(), CURL_WAIT_POLLIN, 0};
+      // curl_multi_wait, not curl_multi_poll: the latter also polls and
+      // reads libcurl's own wake-up socketpair, which the host may have
+      // taken over; our socketpair does that job.
+      if (curl_multi_wait(multi, &wake, 1, timeout_ms, nullptr) != CURLM_OK) {
+        WaitForWake(milliseconds(std::min(timeout_ms, 100)));  // never spin on an error
+      }
+      DrainWakePipe();
+    } else if (curl_multi_wait(multi, nullptr, 0, std::min(timeout_ms, 100), nullptr) !=
+               CURLM_OK) {
+      std::this_thread::sleep_for(milliseconds(std::min(timeout_ms, 100)));
+    }
     int running = 0;
     curl_multi_perform(multi, &running);
     int left = 0;
@@ -439,7 +732,7 @@ void Uploader::Impl::Refill(bool look_anyway) {
   std::vector<Selection> selections;
   for (size_t i = 0; i < sinks.size(); ++i) {
     SinkState& s = sinks[i];
-    if (s.given_up || s.window.size() >= kLowWater) continue;
+    if (s.sched.given_up() || s.window.size() >= kLowWater) continue;
     if (!look_anyway && !s.more_waiting && !s.full_scan_pending) continue;
     selections.push_back(Selection{i, kWindow - s.window.size(), {}, {}, false});
   }
@@ -521,25 +814,29 @@ void Uploader::Impl::CheckGiveUp(Nanos now) {
   if (!options.exit_when_drained) return;
   for (size_t i = 0; i < sinks.size(); ++i) {
     SinkState& s = sinks[i];
-    if (s.given_up || s.failures == 0) continue;
-    if (now - s.failing_since < options.give_up_after) continue;
-    s.given_up = true;
+    Nanos failing_for = now - s.sched.failing_since();
+    bool failing = s.sched.failures() > 0;
+    std::optional<std::string> why = s.sched.CheckGiveUp(now, HasPending(s), s.in_flight);
+    if (!why) continue;
     std::string error;
     {
       std::lock_guard<std::mutex> guard(error_mu);
       error = last_errors[i];
     }
-    Log(log::Level::kWarn, "giving up on sink " + s.sink.name + " after " +
-                               FormatWait(now - s.failing_since) + " of failures (" + error +
-                               "); what is left stays queued");
+    std::string after = failing ? FormatWait(failing_for) + " of failures"
+                                : *why + " for " + FormatWait(options.give_up_after);
+    Log(log::Level::kWarn, "giving up on sink " + s.sink.name + " after " + after +
+                               (error.empty() ? "" : " (" + error + ")") +
+                               "; what is left stays queued");
   }
 }
 
 void Uploader::Impl::Dispatch(Nanos now) {
   for (size_t i = 0; i < sinks.size(); ++i) {
     SinkState& s = sinks[i];
-    if (s.given_up || now < s.next_attempt) continue;
-    while (s.in_flight < Limit(s) && !s.window.empty()) {
+    // Every way StartTransfer can end either starts a request, settles the
+    // dump, or tells the scheduler (which then says no): this ends.
+    while (!s.window.empty() && s.sched.MayStart(now, s.in_flight)) {
       WindowEntry entry = std::move(s.window.front());
       s.window.pop_front();
       StartTransfer(i, std::move(entry), now);
@@ -551,7 +848,7 @@ bool Uploader::Impl::Drained() {
   bool drained = true;
   for (SinkState& s : sinks) {
     if (s.in_flight > 0) return false;
-    if (s.given_up) continue;
+    if (s.sched.given_up()) continue;
     if (!s.window.empty() || s.more_waiting) return false;
     if (!s.idle) {
       // Confirm with a full look at the directory before ending.
@@ -574,11 +871,8 @@ int Uploader::Impl::TimeoutMs(Nanos now) const {
     until(next_full_rescan);
     until(next_accounting);
     for (const SinkState& s : sinks) {
-      if (s.given_up) continue;
-      if (!s.window.empty() && s.in_flight < Limit(s)) until(s.next_attempt);
-      if (options.exit_when_drained && s.failures > 0) {
-        until(s.failing_since + options.give_up_after);
-      }
+      if (s.sched.given_up()) continue;
+      if (std::optional<Nanos> t = s.sched.NextDeadline(HasPending(s), s.in_flight)) until(*t);
       if (s.full_scan_pending || (s.more_waiting && s.window.size() < kLowWater)) wait = Nanos(0);
     }
     if (scan_now) wait = Nanos(0);
@@ -586,6 +880,53 @@ int Uploader::Impl::TimeoutMs(Nanos now) const {
   if (wait <= Nanos(0)) return 0;
   // Rounded up, so a wait of 0.3 ms does not spin on 0.
   return static_cast<int>((wait.count() + 999'999) / 1'000'000);
+}
+
+void Uploader::Impl::StartFailed(size_t sink, WindowEntry entry, const std::string& what,
+                                 Nanos now) {
+  // Backs off like a network error: a request that cannot start now will
+  // most likely not start a microsecond later either.
+  OnRetry(sink, std::move(entry), 0, "cannot start a request: " + what, {}, now);
+}
+
+void Uploader::Impl::RecordingFailed(size_t sink, const std::string& what, Nanos now) {
+  SinkState& s = sinks[sink];
+  bool first = s.sched.state() != SinkScheduler::State::kRecordingFailed && !s.sched.given_up();
+  s.sched.OnRecordingFailed(now);
+  unrecorded++;
+  UploadMetrics::Inc(metrics.sink(sink).unrecorded);
+  SetLastError(sink, "the outcome of an upload could not be recorded: " + what);
+  if (!first) return;
+  std::string next = options.exit_when_drained
+                         ? "stopping for this sink"
+                         : "pausing this sink; recording is tried again every " +
+                               FormatWait(config.retry_max);
+  Log(log::Level::kError, "sink " + s.sink.name + ": " + what + "; " + next +
+                              " rather than send dumps again that cannot be marked (free space "
+                              "in " + dir + ")");
+}
+
+void Uploader::Impl::ProbeRecording(size_t sink, Nanos now) {
+  SinkState& s = sinks[sink];
+  // A tiny atomic write where the markers go: the disk has room again, or not.
+  std::string probe = spool->StateDir() + "/.probe-" + s.sink.name;
+  bool ok = WriteFileAtomic(probe, "probe\n").ok();
+  ::unlink(probe.c_str());
+  while (ok && !s.unrecorded.empty()) {
+    const Unrecorded& u = s.unrecorded.back();
+    Status marked = spool->MarkDelivered(sink, u.base, u.note);
+    if (!marked.ok() && marked.code() != StatusCode::kNotFound) {
+      ok = false;
+      break;
+    }
+    s.queued.erase(u.base);
+    s.unrecorded.pop_back();
+  }
+  s.sched.OnRecordingProbe(now, ok);
+  if (ok) {
+    SetLastError(sink, {});
+    Log(log::Level::kInfo, "sink " + s.sink.name + ": deliveries can be recorded again; resuming");
+  }
 }
 
 void Uploader::Impl::AbandonAll() {
@@ -666,19 +1007,13 @@ void Uploader::Impl::StartTransfer(size_t sink_index, WindowEntry entry, Nanos n
   for (const auto& [name, value] : sink.headers) headers.push_back(name + ": " + value);
   for (const std::string& h : headers) {
     curl_slist* grown = curl_slist_append(t->headers, h.c_str());
-    if (grown == nullptr) {
-      s.window.push_front(std::move(entry));
-      Log(log::Level::kError, "out of memory building a request");
-      return;
-    }
+    if (grown == nullptr) return StartFailed(sink_index, std::move(entry), "out of memory", now);
     t->headers = grown;
   }
 
   CURL* easy = curl_easy_init();
   if (easy == nullptr) {
-    s.window.push_front(std::move(entry));
-    Log(log::Level::kError, "cannot create a libcurl handle");
-    return;
+    return StartFailed(sink_index, std::move(entry), "cannot create a libcurl handle", now);
   }
   t->easy = easy;
   curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
@@ -702,6 +1037,11 @@ void Uploader::Impl::StartTransfer(size_t sink_index, WindowEntry entry, Nanos n
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  // Every socket is made close-on-exec and checked before it is closed.
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &Impl::OpenSocket);
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, this);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &Impl::CloseSocket);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, this);
   if (!sink.username.empty()) {
     curl_easy_setopt(easy, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
     curl_easy_setopt(easy, CURLOPT_USERNAME, sink.username.c_str());
@@ -714,9 +1054,7 @@ void Uploader::Impl::StartTransfer(size_t sink_index, WindowEntry entry, Nanos n
   if (!sink.key_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLKEY, sink.key_file.c_str());
 
   if (CURLMcode rc = curl_multi_add_handle(multi, easy); rc != CURLM_OK) {
-    s.window.push_front(std::move(entry));
-    Log(log::Level::kError, std::string("cannot start a request: ") + curl_multi_strerror(rc));
-    return;
+    return StartFailed(sink_index, std::move(entry), curl_multi_strerror(rc), now);
   }
   t->entry = std::move(entry);
   in_flight_bases.insert(t->entry.key.base);
@@ -749,13 +1087,13 @@ void Uploader::Impl::Complete(CURL* easy, CURLcode code) {
 
   if (code != CURLE_OK) {
     std::string what = t->error[0] != '\0' ? std::string(t->error) : curl_easy_strerror(code);
-    return OnRetry(*t, 0, what, {}, now);
+    return OnRetry(t->sink, std::move(t->entry), 0, what, {}, now);
   }
   switch (Classify(status)) {
     case Outcome::kDelivered:
-      return OnDelivered(*t, status);
+      return OnDelivered(*t, status, now);
     case Outcome::kRetry:
-      return OnRetry(*t, status,
+      return OnRetry(t->sink, std::move(t->entry), status,
                      "HTTP " + std::to_string(status) + ": " + ServerMessage(t->response),
                      retry_after, now);
     case Outcome::kRejected:
@@ -777,64 +1115,63 @@ void Uploader::Impl::Settled(const std::string& base, uint64_t bytes) {
   metrics.SetQueue(queue_dumps.load(), queue_bytes.load());
 }
 
-void Uploader::Impl::OnDelivered(Transfer& t, long status) {
+void Uploader::Impl::OnDelivered(Transfer& t, long status, Nanos now) {
   SinkState& s = sinks[t.sink];
   const std::string& base = t.entry.key.base;
   std::string note = t.event_id + " " + std::to_string(status) + " " +
                      std::to_string(duration_cast<seconds>(clock.Wall()).count()) + "\n";
-  if (Status marked = spool->MarkDelivered(t.sink, base, note); !marked.ok()) {
-    Log(log::Level::kError, base + " reached sink " + s.sink.name +
-                                " but its delivery could not be recorded (" + marked.message() +
-                                "); it will be sent again");
-  }
-  s.queued.erase(base);
   delivered++;
   const UploadMetrics::PerSink& m = metrics.sink(t.sink);
   UploadMetrics::Inc(m.success);
   if (m.last_success_seconds != nullptr) {
     m.last_success_seconds->Set(std::chrono::duration<double>(clock.Wall()).count());
   }
-  if (s.failures > 0) {
-    Log(log::Level::kInfo, "sink " + s.sink.name + " accepts uploads again after " +
-                               std::to_string(s.failures) + " failed attempts");
+  if (Status marked = spool->MarkDelivered(t.sink, base, note);
+      !marked.ok() && marked.code() != StatusCode::kNotFound) {
+    // Sending it again would be acknowledged again and fail to record
+    // again, without end (disk full): the sink stops instead. The dump
+    // stays in `queued`, so no refill picks it until it is recorded.
+    s.unrecorded.push_back(Unrecorded{base, note});
+    return RecordingFailed(t.sink,
+                           base + " reached the sink but its delivery could not be recorded (" +
+                               marked.message() + ")",
+                           now);
   }
-  s.failures = 0;
-  s.answered = true;
-  s.next_attempt = Nanos(0);
+  s.queued.erase(base);
+  if (s.sched.failures() > 0) {
+    Log(log::Level::kInfo, "sink " + s.sink.name + " accepts uploads again after " +
+                               std::to_string(s.sched.failures()) + " failed attempts");
+  }
+  s.sched.OnDelivered(now);
   SetLastError(t.sink, {});
   Log(log::Level::kDebug, "delivered " + base + " to sink " + s.sink.name);
   Settled(base, t.dump_bytes);
 }
 
-void Uploader::Impl::OnRetry(Transfer& t, long status, const std::string& what,
+void Uploader::Impl::OnRetry(size_t sink, WindowEntry entry, long status, const std::string& what,
                              const std::string& retry_after, Nanos now) {
-  SinkState& s = sinks[t.sink];
-  if (++s.failures == 1) s.failing_since = now;
+  SinkState& s = sinks[sink];
   retries++;
-  const UploadMetrics::PerSink& m = metrics.sink(t.sink);
+  const UploadMetrics::PerSink& m = metrics.sink(sink);
   UploadMetrics::Inc(m.retry);
   UploadMetrics::Inc(m.retries);
-  Nanos delay = BackoffDelay(s.failures, config.retry_initial, config.retry_max, Unit());
-  bool asked = false;
+  std::optional<Nanos> asked;
   if ((status == 429 || status == 503) && !retry_after.empty()) {
-    std::optional<Nanos> wait = ParseRetryAfter(retry_after, duration_cast<seconds>(clock.Wall()));
-    if (wait) {
-      delay = std::min(*wait, std::max(kMaxRetryAfter, config.retry_max));
-      asked = true;
-    }
+    asked = ParseRetryAfter(retry_after, duration_cast<seconds>(clock.Wall()));
   }
-  s.next_attempt = std::max(s.next_attempt, now + delay);
-  t.entry.attempts++;
+  SinkScheduler::RetryPlan plan = s.sched.OnTransientFailure(now, status, asked, Unit());
+  entry.attempts++;
+  std::string base = entry.key.base;
   // To the back of the line: a dump that keeps failing cannot block the rest.
-  s.window.push_back(std::move(t.entry));
-  SetLastError(t.sink, "the last attempt failed: " + what);
-  if (s.failures == 1 || now - s.last_failure_log >= kFailureLogInterval) {
-    s.last_failure_log = now;
+  s.window.push_back(std::move(entry));
+  SetLastError(sink, "the last attempt failed: " + what);
+  if (plan.log) {
+    int failures = s.sched.failures();
     Log(log::Level::kWarn,
-        "sending " + s.window.back().key.base + " to sink " + s.sink.name + " (" + s.sink.url +
-            ") failed: " + what + "; retrying in " + FormatWait(delay) +
-            (asked ? " as the server asked" : "") +
-            (s.failures > 1 ? " (" + std::to_string(s.failures) + " failures in a row)" : ""));
+        "sending " + base + " to sink " + s.sink.name + " (" + s.sink.url + ") failed: " + what +
+            "; retrying in " + FormatWait(plan.delay) +
+            (plan.server_asked ? " as the server asked" : "") +
+            (failures > 1 ? " (" + std::to_string(failures) + " failures in a row)" : ""));
   }
 }
 
@@ -846,8 +1183,6 @@ void Uploader::Impl::OnRejected(Transfer& t, long status, const std::string& mes
   std::string reason =
       redactor.Redact("sink " + s.sink.name + " (" + s.sink.url + ") answered " + answer + "\n");
   s.queued.erase(base);
-  s.failures = 0;
-  s.answered = !sink_level;  // a refused sink is probed again, one request at a time
   Status set_aside = spool->MarkRejected(t.sink, base, reason);
   if (set_aside.code() == StatusCode::kNotFound) {
     OnVanished(t.sink, base);
@@ -859,24 +1194,32 @@ void Uploader::Impl::OnRejected(Transfer& t, long status, const std::string& mes
                                        : "; it could not be set aside (" + set_aside.message() +
                                              ") and stays queued";
     Log(log::Level::kError, "sink " + s.sink.name + " refused " + base + ": " + answer + where);
-    Settled(base, t.dump_bytes);
+    if (set_aside.ok()) Settled(base, t.dump_bytes);
   }
   if (sink_level) {
+    s.sched.OnSinkRefused(now);
     SetLastError(t.sink, "the sink refused uploads: " + answer);
-    s.next_attempt = now + config.retry_max;
     if (options.exit_when_drained) {
-      s.given_up = true;
       Log(log::Level::kError, "sink " + s.sink.name + " refuses every upload (" + SinkHint(status) +
                                   "); stopping for this sink");
     } else {
       Log(log::Level::kError, "sink " + s.sink.name + " refuses every upload (" + SinkHint(status) +
                                   "); pausing it for " + FormatWait(config.retry_max));
     }
+  } else {
+    s.sched.OnRejected(now);
+  }
+  if (!set_aside.ok() && set_aside.code() != StatusCode::kNotFound) {
+    // Left queued, it would be sent and refused again and again.
+    RecordingFailed(t.sink, base + " was refused but cannot be set aside (" +
+                                set_aside.message() + ")",
+                    now);
   }
 }
 
 void Uploader::Impl::OnVanished(size_t sink, const std::string& base) {
   sinks[sink].queued.erase(base);
+  sinks[sink].sched.OnSettled(clock.Monotonic());
   vanished++;
   Log(log::Level::kDebug,
       base + " was removed (agent retention?) before it reached sink " + sinks[sink].sink.name);
@@ -890,11 +1233,15 @@ void Uploader::Impl::SetAsideInvalid(size_t sink, const std::string& base,
   invalid++;
   UploadMetrics::Inc(metrics.sink(sink).invalid);
   if (moved.ok()) {
+    sinks[sink].sched.OnSettled(clock.Monotonic());
     Log(log::Level::kWarn, "cannot ship " + base + ": " + reason + "; moved to failed/" +
                                std::string(kInvalidDir) + "/");
   } else {
     Log(log::Level::kError, "cannot ship " + base + ": " + reason + "; and cannot move it aside (" +
                                 moved.message() + ")");
+    // Left in the queue it would be read and fail again at every scan.
+    RecordingFailed(sink, "cannot move the unreadable " + base + " aside (" + moved.message() + ")",
+                    clock.Monotonic());
   }
 }
 
@@ -953,11 +1300,13 @@ Status Uploader::Start() {
 
 void Uploader::Notify() {
   impl_->notified.store(true, std::memory_order_relaxed);
-  uint64_t one = 1;
-  int fd = impl_->wake_fd.get();
-  if (fd >= 0) {
-    [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof one);
-  }
+  int slot = impl_->wake_slot.load(std::memory_order_acquire);
+  if (slot < 0) return;  // no wake-up socket: the worker finds the dump by rescanning
+  const Impl::WakeSlot& wake = impl_->wake_slots[slot];
+  // A number the host took over is never written to (see EnsureWakePipe).
+  if (!wake.identity.Matches(wake.fd)) return;
+  char one = 1;
+  [[maybe_unused]] ssize_t n = ::send(wake.fd, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 void Uploader::Stop(Nanos grace) {
@@ -984,6 +1333,8 @@ UploadStats Uploader::Stats() const {
   s.invalid = m.invalid.load();
   s.evicted = m.evicted.load();
   s.vanished = m.vanished.load();
+  s.unrecorded = m.unrecorded.load();
+  s.fds_taken = m.fds_taken.load();
   s.queue_dumps = m.queue_dumps.load();
   s.queue_bytes = m.queue_bytes.load();
   return s;

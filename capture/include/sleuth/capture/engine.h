@@ -1,5 +1,5 @@
 // The capture engine interface: one small class per capture mechanism
-// (signal-driven thread walk, gperftools CPU timer, tcmalloc heap sample,
+// (signal-driven thread walk, perf_event CPU samples, tcmalloc heap sample,
 // smaps breakdown), all with the same shape so the agent treats them alike.
 //
 // Engines run inside someone else's process (LD_PRELOAD). Each one checks
@@ -7,6 +7,8 @@
 // and Collect() never leaves anything running, installed or half-held
 // behind, on any path.
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
@@ -30,6 +32,9 @@ struct CaptureRequest {
   // Polled while a capture waits; when it turns true the capture stops
   // early and returns what it has. May be null.
   const std::atomic<bool>* cancel = nullptr;
+  // Threads the cpu engine does not sample (the agent's own), in addition
+  // to the thread calling Collect().
+  std::vector<pid_t> exclude_tids;
 };
 
 struct Capture {

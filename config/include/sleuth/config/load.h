@@ -18,7 +18,19 @@
 // error lists every problem found, one per line, each naming where it came
 // from (file:line:column, the variable or the --set key), and the nearest
 // valid key for unknown ones.
+//
+// Oversized input is refused before it is parsed, with a short message that
+// never echoes it: a config file over kMaxConfigFileBytes, an environment
+// variable or --set argument whose value is over kMaxValueBytes or whose
+// name is over kMaxKeyBytes. Values and unknown names are shown in messages
+// by a short prefix only, and at most kMaxProblems problems are listed.
+//
+// LoadConfig is the one validation of a configuration: the preloaded agent
+// (sleuth_start), `sleuth config check` and every other subcommand call it,
+// so a config that `sleuth config check` accepts is one the agent accepts.
 #pragma once
+
+#include <cstddef>
 
 #include <string>
 #include <vector>
@@ -27,6 +39,19 @@
 #include "sleuth/config/config.h"
 
 namespace sleuth::config {
+
+// A config file is a page of settings: 1 MiB is thousands of times the
+// largest real one, and parsing it takes milliseconds, so a file named by
+// SLEUTH_CONFIG cannot delay the host's start.
+inline constexpr size_t kMaxConfigFileBytes = 1 << 20;
+// The longest value of one environment variable or --set argument: every
+// option's own bound is far below it (the longest, upload.headers, is 32
+// headers of 4 KiB in the file but a line of text elsewhere).
+inline constexpr size_t kMaxValueBytes = 4 << 10;
+// The longest key or variable name: every real one is under 64 bytes.
+inline constexpr size_t kMaxKeyBytes = 128;
+// The most problems one error lists; the rest are counted.
+inline constexpr size_t kMaxProblems = 20;
 
 struct ConfigSources {
   // The file given with --config; empty: none, unless SLEUTH_CONFIG names one.

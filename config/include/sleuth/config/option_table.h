@@ -45,6 +45,17 @@ enum class MapKeys {
   kHeaderName,  // an HTTP header field name (RFC 9110 token)
 };
 
+// What the text of a string option (kString) must look like, beyond having
+// no control characters. Each form exists because the text ends up somewhere
+// that has rules of its own.
+enum class TextForm {
+  kText,          // anything without control characters
+  kName,          // [A-Za-z0-9._-], starting with a letter or digit: file names, labels
+  kAbsolutePath,  // "/..." with no "." or ".." component: the host's cwd must not matter
+  kTenantId,      // [A-Za-z0-9!._*'()-], not "." or "..": Grafana's tenant ID rules
+  kUserName,      // no ':' (it ends the user name in HTTP basic auth)
+};
+
 // A pointer to the field one row describes. The alternatives are in the same
 // order as Value's.
 using FieldRef = std::variant<bool*, int*, double*, Nanos*, uint64_t*, std::string*, StringMap*>;
@@ -67,6 +78,18 @@ struct Option {
   std::string_view at_most = {};
   bool positive = false;   // must be greater than zero
   bool non_empty = false;  // strings: may not be empty
+  // String types (kString, kAddress, kUrl): the longest text accepted, in
+  // bytes, and what it must look like (kString only). Every string row sets
+  // max_length (config_test checks it).
+  size_t max_length = 0;
+  TextForm form = TextForm::kText;
+  // kStringMap: the most entries, and the longest key and value, in bytes.
+  size_t max_entries = 0;
+  size_t max_key_length = 0;
+  size_t max_value_length = 0;
+  // Why the bounds are what they are: what breaks past them. Rendered in
+  // the reference beside the bounds themselves (BoundsText()).
+  std::string_view bounds_why = {};
   // A word a kInt option accepts in place of a number, and the number it
   // stands for (agent.warmup's "history" = -1).
   std::string_view named_value = {};
@@ -99,6 +122,7 @@ enum class ConstraintKind {
   kBelowUnlessZero,    // second == 0 or first < second
   kAtMost,             // first <= second
   kBothOrNeither,      // strings: both empty or both set
+  kRequires,           // strings: when first is set, second is set too
 };
 
 // For per-sink options (`upload.cert_file`), the constraint holds within
@@ -133,6 +157,11 @@ std::span<const EnvVar> NonOptionEnvVars();
 
 // The row's field in `config`, or in `sink` for per-sink rows.
 FieldRef FieldOf(const Option& option, Config& config, SinkConfig& sink);
+
+// The row's bounds in words, e.g. "100ms to 1h", "1 to 64 characters of
+// A-Z a-z 0-9 . _ -, starting with a letter or digit", "an absolute path of
+// at most 1024 bytes"; empty when the type alone bounds it (bool, enum).
+std::string BoundsText(const Option& option);
 
 // Parses text in the syntax of environment variables and --set (the syntax
 // of default_text) and checks the row's bounds. Errors say what was

@@ -4,10 +4,16 @@
 // The dump directory is the queue (see spool.h for its on-disk state): a
 // dump is complete once its <base>.json exists, and it is marked delivered
 // to a sink only after that sink answered 2xx, so a restart or a kill -9 at
-// any moment loses nothing and resends nothing acknowledged. Each request
-// carries the dump's event_id (Idempotency-Key and X-Sleuth-Event-Id
-// headers, and in the body) so a backend can de-duplicate the rare resend
-// of a dump whose 2xx arrived just as the process died.
+// any moment loses nothing. Delivery is at-least-once: each request carries
+// the dump's event_id (Idempotency-Key and X-Sleuth-Event-Id headers, and in
+// the body) so a backend can de-duplicate the resend of a dump whose 2xx
+// arrived just as the process died. A 2xx that cannot be recorded (disk
+// full) stops the sink instead of resending (see scheduler.h).
+//
+// Descriptors: every socket libcurl opens is close-on-exec and checked
+// (OwnedFd) before it is closed; the wake-up socketpair is checked before
+// every use and re-created when the host closed or reused it; a multi handle
+// whose sockets the host took is abandoned, never touched again.
 //
 // One worker thread ("sleuth-upload", started with every signal blocked)
 // drives one libcurl multi handle: HTTP keep-alive, at most
@@ -80,6 +86,12 @@ struct UploadStats {
   uint64_t invalid = 0;    // dumps set aside as unreadable
   uint64_t evicted = 0;    // dumps removed to honour max_spool_bytes
   uint64_t vanished = 0;   // dumps removed by someone else before upload
+  // Outcomes the spool could not record (disk full: ENOSPC, EDQUOT, EIO);
+  // each stops its sink rather than resend (see scheduler.h).
+  uint64_t unrecorded = 0;
+  // Descriptors of ours the host closed or reused (found before use and
+  // then left alone: never written to, polled or closed).
+  uint64_t fds_taken = 0;
   uint64_t queue_dumps = 0;
   uint64_t queue_bytes = 0;
 };
@@ -105,7 +117,8 @@ class Uploader {
   [[nodiscard]] Status Start();
 
   // A new dump is ready. Never blocks and never fails; async-signal-safe
-  // (an atomic store and a write(2) to an eventfd). Optional: the directory
+  // (an atomic store, an fstat(2) to check the wake-up socket is still ours,
+  // and a send(2) with MSG_NOSIGNAL). Optional: the directory
   // is also rescanned every rescan_interval.
   void Notify();
 
