@@ -52,7 +52,8 @@ Result<CapturedDump> Engines::Capture(DumpKind kind, const CaptureOptions& optio
   capture::CaptureRequest request{.duration = options.duration,
                                   .hz = options.hz,
                                   .scratch_dir = options.scratch_dir,
-                                  .cancel = options.cancel};
+                                  .cancel = options.cancel,
+                                  .exclude_tids = options.exclude_tids};
   SLEUTH_RETURN_IF_ERROR(engine->Available());
   auto captured = engine->Collect(request);
   if (!captured.ok()) return captured.status();

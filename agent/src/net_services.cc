@@ -9,10 +9,6 @@
 
 namespace sleuth::agent {
 
-UploadService::~UploadService() = default;
-NetServices::~NetServices() = default;
-AgentMetrics::~AgentMetrics() = default;
-
 namespace {
 
 class DiscardedMetrics final : public AgentMetrics {

@@ -227,7 +227,10 @@ int ModeFork(int, char**) {
 std::atomic<long> g_sigprof_ticks{0};
 void OnSigprof(int) { g_sigprof_ticks++; }
 
-// sigprof: the host profiles itself with its own SIGPROF handler and timer.
+// sigprof: the host profiles itself with its own SIGPROF handler and timer,
+// while it asks the agent for a CPU profile (which must neither take the
+// handler nor disturb the host's timer). The transcript is the same with
+// and without the agent; the test looks for the agent's dump itself.
 int ModeSigprof(int, char**) {
   struct sigaction sa = {};
   sa.sa_handler = OnSigprof;
@@ -236,14 +239,15 @@ int ModeSigprof(int, char**) {
   setitimer(ITIMER_PROF, &tv, nullptr);
   int rc = RequestDump("cpu", "test");
   BurnHotLoop(std::chrono::milliseconds(1500));
+  auto give_up = Clock::now() + std::chrono::seconds(120);
+  while (rc == 0 && DumpsPending(give_up)) BurnHotLoop(std::chrono::milliseconds(50));
   struct itimerval off = {};
   setitimer(ITIMER_PROF, &off, nullptr);
   struct sigaction now = {};
   sigaction(SIGPROF, nullptr, &now);
   bool mine = now.sa_handler == OnSigprof;
-  std::printf("sigprof: handler still mine: %s, ticks counted: %s, cpu dump request %s\n",
-              mine ? "yes" : "no", g_sigprof_ticks > 0 ? "yes" : "no",
-              rc == 0 ? "accepted" : "refused");
+  std::printf("sigprof: handler still mine: %s, ticks counted: %s\n", mine ? "yes" : "no",
+              g_sigprof_ticks > 0 ? "yes" : "no");
   return 0;
 }
 
