@@ -10,7 +10,13 @@ Figures (see BENCHMARKS.md):
                      profile runs: sleuth vs gperftools' own CPUPROFILE
   dump_pause         longest stall a host thread sees during a thread dump,
                      at 100 and 1,000 threads
-  agent_rss          resident memory the agent adds to an idle host
+  agent_rss          resident memory the agent adds to an idle host (VmRSS),
+                     and its private part (Private_Clean + Private_Dirty of
+                     smaps_rollup), the goal being < 4 MiB private
+  startup            CPU and wall time that start-up and exit add to
+                     /bin/true: bare, with gperftools' libprofiler preloaded
+                     (the peer's own preload cost), and with libsleuth.so
+                     (goal: at most +1 ms CPU and +2 ms wall)
 """
 import argparse
 import os
@@ -108,15 +114,51 @@ def dump_pause(host, lib, threads, dumps):
 
 
 def rss_kib(argv, env, at_seconds):
+    """(VmRSS, private resident) of the process at `at_seconds`, in KiB."""
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(at_seconds)
-    rss = None
+    rss = private = 0
     with open(f"/proc/{proc.pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
+    with open(f"/proc/{proc.pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                private += int(line.split()[1])
     proc.wait()
-    return rss
+    return rss, private
+
+
+def run_cost(argv, env):
+    """(CPU seconds, wall seconds) of one run of argv."""
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.execve(argv[0], argv, env)
+    _, status, ru = os.wait4(pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        sys.exit(f"{argv} exited with {status}")
+    return ru.ru_utime + ru.ru_stime, wall
+
+
+def startup_cost(lib, runs):
+    tmp = tempfile.mkdtemp(prefix="sleuth-bench-")
+    profiler_env = base_env()
+    profiler_env["LD_PRELOAD"] = "/usr/lib/x86_64-linux-gnu/libprofiler.so.0"
+    cases = {"bare": base_env(), "libprofiler": profiler_env,
+             "sleuth": agent_env(lib, tmp, SLEUTH_AGENT_INTERVAL="1s")}
+    samples = {k: ([], []) for k in cases}
+    for _ in range(runs):  # interleaved, so drift hits all alike
+        for name, env in cases.items():
+            cpu, wall = run_cost(["/bin/true"], env)
+            samples[name][0].append(cpu)
+            samples[name][1].append(wall)
+    return {k: (statistics.mean(c) * 1e3, statistics.median(w) * 1e3) for k, (c, w) in samples.items()}
 
 
 def main():
@@ -126,7 +168,8 @@ def main():
     ap.add_argument("--idle-batches", type=int, default=25000,
                     help="work per idle-ratio run (25000 is about 9 s of one core here): long "
                          "enough that the agent's one-off start-up cost does not dominate")
-    ap.add_argument("--only", choices=["idle", "profile", "pause", "rss"], help="one figure")
+    ap.add_argument("--only", choices=["idle", "profile", "pause", "rss", "startup"],
+                    help="one figure")
     args = ap.parse_args()
     host = os.path.join(args.build, "bench", "agent", "bench_host")
     lib = os.path.join(args.build, "agent", "libsleuth.so")
@@ -151,10 +194,21 @@ def main():
 
     if want("rss"):
       tmp = tempfile.mkdtemp(prefix="sleuth-bench-")
-      bare = rss_kib([host, "idle", "4000"], base_env(), 3)
-      with_agent = rss_kib([host, "idle", "4000"], agent_env(lib, tmp, SLEUTH_AGENT_INTERVAL="1s"), 3)
+      bare, bare_private = rss_kib([host, "idle", "4000"], base_env(), 3)
+      with_agent, with_private = rss_kib(
+          [host, "idle", "4000"], agent_env(lib, tmp, SLEUTH_AGENT_INTERVAL="1s"), 3)
       print(f"agent_rss: +{(with_agent - bare) / 1024:.1f} MiB (host {bare / 1024:.1f} MiB without, "
-          f"{with_agent / 1024:.1f} MiB with)")
+          f"{with_agent / 1024:.1f} MiB with); private +{(with_private - bare_private) / 1024:.1f} "
+          f"MiB ({bare_private / 1024:.1f} -> {with_private / 1024:.1f} MiB)")
+
+    if want("startup"):
+      runs = 100 if args.quick else 400
+      cost = startup_cost(lib, runs)
+      b_cpu, b_wall = cost["bare"]
+      for name in ("bare", "libprofiler", "sleuth"):
+        cpu, wall = cost[name]
+        print(f"startup_{name}: /bin/true CPU {cpu:.2f} ms (+{cpu - b_cpu:.2f}), wall median "
+              f"{wall:.2f} ms (+{wall - b_wall:.2f}); {runs} runs")
 
 
 if __name__ == "__main__":

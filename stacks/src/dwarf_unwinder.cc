@@ -1,5 +1,8 @@
 #include "sleuth/stacks/dwarf_unwinder.h"
 
+#include <dlfcn.h>
+#include <unistd.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -9,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "libdw_api.h"
 
@@ -327,8 +332,34 @@ Result<std::unique_ptr<DwarfUnwinder>> DwarfUnwinder::ForProcess(pid_t pid) {
   return std::unique_ptr<DwarfUnwinder>(std::move(unwinder));
 }
 
+// Cheap on purpose: it runs at the agent's start, in every host, where
+// loading libdw (and libelf, libz, liblzma, libbz2, libzstd with it) would
+// cost milliseconds for a profile that may never be taken. The library is
+// loaded by the first ForProcess(), which reports a failure to load it.
 Status DwarfUnwinderAvailable() {
-  return internal::LoadLibdw().status();
+  if (void* loaded = dlopen(internal::kLibdwSoname, RTLD_LAZY | RTLD_NOLOAD)) {
+    dlclose(loaded);  // drops the reference NOLOAD took
+    return Status::Ok();
+  }
+  std::vector<std::string> dirs;
+  if (const char* extra = std::getenv("LD_LIBRARY_PATH")) {
+    std::string_view rest = extra;
+    while (!rest.empty()) {
+      size_t colon = rest.find(':');
+      dirs.emplace_back(rest.substr(0, colon));
+      rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+    }
+  }
+  for (const char* dir : {SLEUTH_LIBRARY_DIR, "/lib/" SLEUTH_MULTIARCH, "/usr/lib/" SLEUTH_MULTIARCH,
+                          "/usr/local/lib", "/usr/lib64", "/lib64", "/usr/lib", "/lib"})
+    dirs.emplace_back(dir);
+  for (const std::string& dir : dirs) {
+    if (dir.empty()) continue;
+    if (access((dir + "/" + internal::kLibdwSoname).c_str(), R_OK) == 0) return Status::Ok();
+  }
+  return Unavailable(std::string(internal::kLibdwSoname) +
+                     " (elfutils) is not installed: CPU profiles need it to unwind stacks; "
+                     "install Debian's libdw1 package");
 }
 
 }  // namespace sleuth::stacks

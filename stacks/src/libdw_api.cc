@@ -39,7 +39,7 @@ static_assert(std::is_same_v<decltype(&dwfl_frame_pc), decltype(LibdwApi::frame_
 static_assert(std::is_same_v<decltype(&dwfl_frame_reg), decltype(LibdwApi::frame_reg)>);
 #pragma GCC diagnostic pop
 
-constexpr const char* kSoname = "libdw.so.1";
+
 constexpr const char* kPackage = "libdw1";
 
 struct LoadState {
@@ -56,7 +56,7 @@ LoadState& State() {
 
 Status Load(LibdwApi& out) {
   // RTLD_LOCAL: libdw's and libelf's symbols stay out of the host's scope.
-  void* library = dlopen(kSoname, RTLD_NOW | RTLD_LOCAL);
+  void* library = dlopen(kLibdwSoname, RTLD_NOW | RTLD_LOCAL);
   if (library == nullptr) {
     return Unavailable(std::string("stack unwinding needs elfutils' libdw, which cannot be loaded (") +
                        DlErrorText() + "); install the " + kPackage + " package");
@@ -85,7 +85,7 @@ Status Load(LibdwApi& out) {
   resolve("dwfl_frame_reg", api.frame_reg);
   if (missing != nullptr) {
     dlclose(library);
-    return Unavailable(std::string("stack unwinding needs ") + missing + " from " + kSoname +
+    return Unavailable(std::string("stack unwinding needs ") + missing + " from " + kLibdwSoname +
                        ", which lacks it (" + why + "); install the " + kPackage +
                        " package, version 0.188 or newer");
   }

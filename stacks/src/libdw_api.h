@@ -15,6 +15,8 @@
 
 namespace sleuth::stacks::internal {
 
+inline constexpr const char* kLibdwSoname = "libdw.so.1";
+
 // The libdwfl functions the unwinder uses, resolved from libdw.so.1.
 // Immutable once LoadLibdw() has returned it.
 struct LibdwApi {
