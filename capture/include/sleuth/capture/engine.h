@@ -33,8 +33,9 @@ struct CaptureRequest {
   // early and returns what it has. May be null.
   const std::atomic<bool>* cancel = nullptr;
   // Threads the cpu engine does not sample (the agent's own), in addition
-  // to the thread calling Collect().
-  std::vector<pid_t> exclude_tids;
+  // to the thread calling Collect(). (`= {}`: callers that name the other
+  // fields in a designated initializer get no missing-initializer warning.)
+  std::vector<pid_t> exclude_tids = {};
 };
 
 struct Capture {
