@@ -60,6 +60,11 @@ class Engine {
 };
 
 // The engine for a dump kind, or kInvalidArgument naming the valid kinds.
+// "threads" is the ptrace thread dumper (PtraceThreadDumper).
 [[nodiscard]] Result<std::unique_ptr<Engine>> MakeEngine(std::string_view kind);
+
+// The signal-driven thread dumper (ThreadDumper, name "threads"): the
+// fallback when the ptrace one is unavailable in this process.
+std::unique_ptr<Engine> MakeSignalThreadDumper();
 
 }  // namespace sleuth::capture
