@@ -164,6 +164,12 @@ class AllSignalsBlocked {
   uint64_t previous_ = 0;
 };
 
+// True when an orphaned descendant of this process is reparented to it.
+bool HostReapsOrphans() {
+  int subreaper = 0;
+  return getpid() == 1 || (prctl(PR_GET_CHILD_SUBREAPER, &subreaper, 0, 0, 0) == 0 && subreaper != 0);
+}
+
 // The running walker, held by a pidfd (it is not our child: signalling it
 // by pid could hit a reused pid once init has reaped it). On every path the
 // destructor makes sure it has exited, so no host thread stays traced: a
@@ -187,9 +193,10 @@ class WalkerProcess {
       if (ready > 0) {
         exited_ = true;
         // When the host reaps its orphans (pid 1 of a namespace, or a
-        // subreaper) the walker ended up our child: reap it unless the
-        // host's own wait did.
-        (void)waitpid(pid_, nullptr, __WALL | WNOHANG);
+        // subreaper) the walker ended up our child, a zombie holding its
+        // pid: reap it unless the host's own wait did. Otherwise it is not
+        // ours, init reaps it, and its pid may already be someone else's.
+        if (HostReapsOrphans()) (void)waitpid(pid_, nullptr, __WALL | WNOHANG);
         break;
       }
       if (ready < 0 && errno != EINTR) return false;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -293,6 +294,29 @@ TEST(PtraceThreadDumperTest, HostWaitingForAnyChildNeverSeesTheWalker) {
   EXPECT_EQ(WEXITSTATUS(status), 0)
       << "1: a dump failed, 2: wait(-1) returned the walker, 4: SIGCHLD was sent, 8: a child "
          "was left, 16: the host never waited";
+}
+
+// A host that reaps its orphans (a subreaper, like pid 1 of a container)
+// inherits the walker when the launcher exits: the engine reaps it, so no
+// zombie is left behind dump after dump.
+TEST(PtraceThreadDumperTest, ASubreaperHostIsLeftWithNoZombie) {
+  const pid_t host = fork();
+  ASSERT_GE(host, 0);
+  if (host == 0) {
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) _exit(3);
+    PtraceThreadDumper dumper(TestOptions());
+    int failures = 0;
+    for (int round = 0; round < 3; ++round) {
+      if (!dumper.Collect({}).ok()) ++failures;
+    }
+    int status = 0;
+    const bool no_child_left = waitpid(-1, &status, __WALL | WNOHANG) == -1 && errno == ECHILD;
+    _exit((failures == 0 ? 0 : 1) | (no_child_left ? 0 : 2));
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(host, &status, 0), host);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: a dump failed, 2: a zombie was left, 3: no subreaper";
 }
 
 TEST(PtraceThreadDumperTest, TheThreadsEngineIsThePtraceOneAndTheSignalOneStaysAvailable) {
