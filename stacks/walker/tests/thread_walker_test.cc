@@ -428,7 +428,7 @@ TEST(WalkProcessTest, ReportsThatAStopMadeEpollWaitReturnEintr) {
 }
 
 TEST(WalkProcessTest, ExcludesThreadsAndReportsOnesTracedByAnother) {
-  ForkedTarget target(100);
+  ForkedTarget target(3000);  // the sleeper must still sleep when walked
   // A "debugger" holds the spinner (seized, not stopped).
   int ready[2];
   ASSERT_EQ(pipe2(ready, O_CLOEXEC), 0);
