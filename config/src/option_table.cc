@@ -88,10 +88,13 @@ std::span<const Option> OptionTable() {
        .config_field = In<&C::agent, &A::warmup>},
       {.key = "agent.dump_dir",
        .type = T::kString,
-       .default_text = "/tmp/sleuth",
-       .doc = "Directory for dumps and their JSON sidecars; created with mode 0700.",
-       .why = "Writable by every user on every Linux system.",
-       .non_empty = true,
+       .default_text = "",
+       .doc = "Directory for dumps and their JSON sidecars; created with mode 0700. Empty: "
+              "$XDG_RUNTIME_DIR/sleuth if that directory is ours, else /var/tmp/sleuth-<uid>. "
+              "A directory that is a symlink, someone else's, or writable by group or others is "
+              "refused.",
+       .why = "Private to the user: in a shared directory such as /tmp/sleuth another local user "
+              "could plant symlinks, sidecars or markers and turn a root agent against the host.",
        .max_length = 1024,
        .form = TextForm::kAbsolutePath,
        .bounds_why = "The host process creates it, so a relative path would land wherever the host's working directory is; 1024 bytes leave room under PATH_MAX (4096) for the dump names.",
