@@ -55,8 +55,8 @@ sleuth::config::Config WithoutHeaders(sleuth::config::Config config) {
 
 void CheckRoundTrip(const sleuth::config::Config& config) {
   std::string rendered = sleuth::config::RenderEffectiveToml(config);
-  auto again = sleuth::config::LoadConfig({.file_path = WriteConfig(rendered),
-                                           .use_env_config_path = false});
+  auto again = sleuth::config::LoadConfig(
+      {.file_path = WriteConfig(rendered), .use_env_config_path = false});
   if (!again.ok()) {
     fprintf(stderr, "rendered config does not load back:\n%s\n--- rendered:\n%s\n",
             again.status().message().c_str(), rendered.c_str());
