@@ -11,6 +11,9 @@ packages=(
   libunwind-dev libgoogle-perftools-dev prometheus-cpp-dev
   libcurl4-openssl-dev libcxxopts-dev libtomlplusplus-dev zlib1g-dev
   nlohmann-json3-dev
+  # elfutils' libdwfl headers for the DWARF unwinder (libdw.so.1 itself is
+  # dlopen'ed at run time, never linked)
+  libdw-dev
   # tests: GoogleTest/GMock, Google Benchmark, libprotobuf as an independent
   # pprof decoder, python3 for the loopback upload receiver
   libgtest-dev libgmock-dev libbenchmark-dev libprotobuf-dev protobuf-compiler

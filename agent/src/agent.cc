@@ -391,6 +391,7 @@ Agent::~Agent() {
 Result<std::unique_ptr<Agent>> Agent::Create(const config::Config& config) {
   auto impl = std::make_unique<Impl>(config);
   SLEUTH_RETURN_IF_ERROR(impl->writer.Prepare());
+  impl->cfg.agent.dump_dir = impl->writer.dir();  // "" means the private default
   impl->pid = getpid();
   impl->hostname = Hostname();
   auto name = collectors::ProcessName(impl->pid);

@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include <algorithm>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -12,7 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "sleuth/common/files.h"
-#include "sleuth/uploader/spool.h"
+#include "sleuth/dumps/layout.h"
 
 namespace sleuth::agent {
 namespace {
@@ -49,7 +52,7 @@ TEST(DumpWriter, EventIdsAreUniqueHex) {
 
 TEST(DumpWriter, NamesCarryServicePidKindTimeAndId) {
   DumpMeta m = Meta(1'764'497'702'123'456'789);  // 2025-11-30T10:15:02.123Z
-  EXPECT_EQ(uploader::FormatDumpTime(m.start_time_unix_nanos), "20251130T101502.123Z");
+  EXPECT_EQ(dumps::FormatDumpTime(m.start_time_unix_nanos), "20251130T101502.123Z");
   EXPECT_EQ(DumpBaseName(m), "my_app_v2.4242.cpu.20251130T101502.123Z." + m.event_id);
 }
 
@@ -65,7 +68,7 @@ TEST(DumpWriter, WritesProfileSidecarAndTextWithModes) {
   ASSERT_TRUE(written.ok()) << written.status().message();
   ASSERT_EQ(stat(written->profile_path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  EXPECT_TRUE(ReadFile(written->base + ".txt").ok());
+  EXPECT_TRUE(ReadFile(dir + "/" + written->base + ".txt").ok());
   auto sidecar = ReadFile(written->sidecar_path);
   ASSERT_TRUE(sidecar.ok());
   auto j = nlohmann::json::parse(*sidecar);
@@ -90,7 +93,7 @@ TEST(DumpWriter, RetentionRemovesOldestByCountThenBytes) {
   for (int i = 0; i < 5; i++) {
     auto d = w.Write(Meta(1'764'497'702'000'000'000 + i * 1'000'000'000LL), "p", std::nullopt);
     ASSERT_TRUE(d.ok());
-    bases.push_back(d->base);
+    bases.push_back(dir + "/" + d->base);
     // Distinct mtimes so "oldest" is well defined on coarse file systems.
     struct timespec times[2] = {{1000 + i, 0}, {1000 + i, 0}};
     utimensat(AT_FDCWD, d->sidecar_path.c_str(), times, 0);
@@ -102,16 +105,48 @@ TEST(DumpWriter, RetentionRemovesOldestByCountThenBytes) {
   for (int i = 2; i < 5; i++) EXPECT_TRUE(ReadFile(bases[i] + ".json").ok()) << i;
 
   DumpWriter by_bytes(dir, 0, 1);  // 1 byte: only the newest... none fit
+  ASSERT_TRUE(by_bytes.Prepare().ok());
   EXPECT_EQ(by_bytes.EnforceRetention(), 3);
   EXPECT_EQ(ListDir(dir)->size(), 0u);
 }
 
-TEST(DumpWriter, PrepareRemovesPartialFiles) {
+TEST(DumpWriter, PrepareRemovesPartialFilesOfDeadWriters) {
   std::string dir = TempDir();
-  ASSERT_TRUE(WriteFileAtomic(dir + "/x.pb.gz.tmp.123", "partial").ok());
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  int status;
+  waitpid(dead, &status, 0);
+  std::string d = std::to_string(dead);
+  for (std::string name : {"x.pb.gz.tmp." + d, "sleuth-cpu." + d + ".0.prof",
+                           "y.json.tmp." + d + "-1.abcdef"}) {
+    std::ofstream(dir + "/" + name) << "partial";
+  }
   DumpWriter w(dir, 10, 0);
   ASSERT_TRUE(w.Prepare().ok());
   EXPECT_EQ(ListDir(dir)->size(), 0u);
+}
+
+TEST(DumpWriter, RefusesAnUnsafeDirectoryNamingTheFix) {
+  std::string dir = TempDir();
+  ASSERT_EQ(chmod(dir.c_str(), 0777), 0);
+  DumpWriter w(dir, 10, 0);
+  Status s = w.Prepare();
+  EXPECT_EQ(s.code(), StatusCode::kPermission);
+  EXPECT_NE(s.message().find("agent.dump_dir: dump directory " + dir + " is writable by others"),
+            std::string::npos)
+      << s.message();
+  EXPECT_FALSE(w.Write(Meta(1), "p", std::nullopt).ok());
+  std::string link = dir + ".link";
+  ASSERT_EQ(chmod(dir.c_str(), 0700), 0);
+  ASSERT_EQ(symlink(dir.c_str(), link.c_str()), 0);
+  DumpWriter via_link(link, 10, 0);
+  EXPECT_NE(via_link.Prepare().message().find("is a symbolic link"), std::string::npos);
+  unlink(link.c_str());
+}
+
+TEST(DumpWriter, EmptyDirMeansThePrivateDefault) {
+  DumpWriter w("", 10, 0);
+  EXPECT_EQ(w.dir(), dumps::DefaultDumpDir());
 }
 
 }  // namespace

@@ -21,6 +21,8 @@
 #include "sleuth/common/clock.h"
 #include "sleuth/common/log.h"
 #include "sleuth/common/units.h"
+#include "sleuth/dumps/dump_dir.h"
+#include "sleuth/dumps/layout.h"
 #include "sleuth/uploader/uploader.h"
 
 namespace sleuth::cli {
@@ -82,16 +84,16 @@ int RunUploadCommand(int argc, char** argv) {
     if (Status s = log::SetFile(cfg->agent.log_file); !s.ok())
       return Fail(kExitConfig, s.message());
   }
-  std::string dir = flags->count("dir") ? (*flags)["dir"].as<std::string>() : cfg->agent.dump_dir;
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0) {
-    int err = errno;
-    return Fail(err == EACCES ? kExitPermission : kExitUsage,
-                "cannot use " + dir + ": " + ErrnoText(err) + " (--dir names the dump directory)");
-  }
-  if (!S_ISDIR(st.st_mode)) return Fail(kExitUsage, dir + " is not a directory");
-  if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0) {
-    return Fail(kExitPermission, "cannot read and write " + dir + ": " + ErrnoText(errno));
+  std::string dir = dumps::ResolveDumpDir(
+      flags->count("dir") ? (*flags)["dir"].as<std::string>() : cfg->agent.dump_dir);
+  // The same checks as the agent's: a directory another user could write
+  // (or a symlink) is refused with the fix, before anything in it is read.
+  if (Result<dumps::DumpDir> checked = dumps::DumpDir::Open(dir, dumps::Create::kNo);
+      !checked.ok()) {
+    StatusCode code = checked.status().code();
+    return Fail(code == StatusCode::kPermission ? kExitPermission : kExitUsage,
+                checked.status().message() +
+                    (code == StatusCode::kNotFound ? " (--dir names the dump directory)" : ""));
   }
   if (cfg->upload.sinks.empty()) {
     return Fail(kExitConfig,

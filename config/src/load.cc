@@ -6,9 +6,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -537,8 +536,7 @@ void Loader::ReadSets(const std::vector<std::string>& args) {
     }
     const Option* option = FindOption(key);
     if (option == nullptr) {
-      Report(kSetPhase, origin, key,
-             "unknown key" + Suggest(key, AllKeys()));
+      Report(kSetPhase, origin, key, "unknown key" + Suggest(key, AllKeys()));
       continue;
     }
     Apply(*option, "", raw, origin);

@@ -17,10 +17,9 @@ std::string_view Leaf(std::string_view key) {
 }  // namespace
 
 size_t EditDistance(std::string_view a, std::string_view b) {
-  auto same = [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) ==
-           std::tolower(static_cast<unsigned char>(y));
-  };
+  // ASCII only, without the locale lookup of std::tolower.
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+  auto same = [&](char x, char y) { return lower(x) == lower(y); };
   // One row of the dynamic-programming table at a time.
   std::vector<size_t> row(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
@@ -43,12 +42,19 @@ std::string NearestKey(std::string_view word, std::span<const std::string> candi
   if (word.size() > kMaxSuggestedWordBytes) return best;
   std::pair<size_t, size_t> best_score = {std::numeric_limits<size_t>::max(), 0};
   for (const std::string& candidate : candidates) {
-    size_t distance = EditDistance(word, candidate);
     // The right name in the wrong section counts as two edits, so
     // "memory.interval" finds "agent.interval" while "memroy.abs" (two
     // edits from memory.abs) still prefers its own section.
+    bool same_leaf = Leaf(word).size() == Leaf(candidate).size() &&
+                     EditDistance(Leaf(word), Leaf(candidate)) == 0;
+    // The distance is at least the difference in length: skip what cannot
+    // beat the best so far (most candidates, for a long word).
+    size_t length_gap = word.size() > candidate.size() ? word.size() - candidate.size()
+                                                       : candidate.size() - word.size();
+    if (!same_leaf && length_gap > best_score.first) continue;
+    size_t distance = EditDistance(word, candidate);
     size_t score = distance;
-    if (EditDistance(Leaf(word), Leaf(candidate)) == 0) score = std::min<size_t>(score, 2);
+    if (same_leaf) score = std::min<size_t>(score, 2);
     std::pair<size_t, size_t> ranked = {score, distance};
     if (ranked < best_score) {
       best_score = ranked;

@@ -24,8 +24,7 @@ FieldRef InSink(SinkConfig& sink) {
 constexpr std::string_view kLogLevels[] = {"debug", "info", "warn", "error", "off"};
 constexpr std::string_view kProtocols[] = {"pyroscope", "pyroscope-ingest", "http"};
 
-constexpr std::string_view kPercentWhy =
-    "a share of a limit the process cannot exceed";
+constexpr std::string_view kPercentWhy = "a share of a limit the process cannot exceed";
 constexpr std::string_view kDiffWhy =
     "A rise of 10000% is 100 times the average; a larger threshold is a typo, not a rule.";
 constexpr std::string_view kCooldownWhy =
@@ -61,7 +60,8 @@ std::span<const Option> OptionTable() {
               "every 5s cost nothing measurable.",
        .at_least = "100ms",
        .at_most = "1h",
-       .bounds_why = "Below 100ms a CPU reading spans a few 10ms clock ticks and is mostly noise, and the wake-ups cost the host; above 1h no spike is ever seen.",
+       .bounds_why = "Below 100ms a CPU reading spans a few 10ms clock ticks and is mostly noise, "
+                     "and the wake-ups cost the host; above 1h no spike is ever seen.",
        .config_field = In<&C::agent, &A::interval>},
       {.key = "agent.history",
        .type = T::kInt,
@@ -71,7 +71,8 @@ std::span<const Option> OptionTable() {
               "follows slow drift.",
        .at_least = "1",
        .at_most = "1000",
-       .bounds_why = "The average needs one reading; 1000 readings is over an hour at 5s, and more only slows how fast the average follows.",
+       .bounds_why = "The average needs one reading; 1000 readings is over an hour at 5s, and more "
+                     "only slows how fast the average follows.",
        .config_field = In<&C::agent, &A::history>},
       {.key = "agent.warmup",
        .type = T::kInt,
@@ -82,19 +83,26 @@ std::span<const Option> OptionTable() {
               "`diff`.",
        .at_least = "0",
        .at_most = "1000",
-       .bounds_why = "Past 1000 readings (over an hour at 5s) no rule could fire for most of a process's life.",
+       .bounds_why = "Past 1000 readings (over an hour at 5s) no rule could fire for most of a "
+                     "process's life.",
        .named_value = "history",
        .named_value_int = -1,
        .config_field = In<&C::agent, &A::warmup>},
       {.key = "agent.dump_dir",
        .type = T::kString,
-       .default_text = "/tmp/sleuth",
-       .doc = "Directory for dumps and their JSON sidecars; created with mode 0700.",
-       .why = "Writable by every user on every Linux system.",
-       .non_empty = true,
+       .default_text = "",
+       .doc = "Directory for dumps and their JSON sidecars; created with mode 0700. Empty: "
+              "$XDG_RUNTIME_DIR/sleuth if that directory is ours, else /var/tmp/sleuth-<uid>. "
+              "A directory that is a symlink, someone else's, or writable by group or others is "
+              "refused.",
+       .why = "Private to the user: in a shared directory such as /tmp/sleuth another local user "
+              "could plant symlinks, sidecars or markers and turn a root agent against the host.",
+       .example = "/var/lib/sleuth",
        .max_length = 1024,
        .form = TextForm::kAbsolutePath,
-       .bounds_why = "The host process creates it, so a relative path would land wherever the host's working directory is; 1024 bytes leave room under PATH_MAX (4096) for the dump names.",
+       .bounds_why =
+           "The host process creates it, so a relative path would land wherever the host's working "
+           "directory is; 1024 bytes leave room under PATH_MAX (4096) for the dump names.",
        .config_field = In<&C::agent, &A::dump_dir>},
       {.key = "agent.service",
        .type = T::kString,
@@ -104,7 +112,9 @@ std::span<const Option> OptionTable() {
        .example = "checkout-api",
        .max_length = 64,
        .form = TextForm::kName,
-       .bounds_why = "It is part of every dump's file name and the service_name label: 64 bytes keep dump names far under NAME_MAX (255), and these characters are safe in both.",
+       .bounds_why =
+           "It is part of every dump's file name and the service_name label: 64 bytes keep dump "
+           "names far under NAME_MAX (255), and these characters are safe in both.",
        .config_field = In<&C::agent, &A::service>},
       {.key = "agent.labels",
        .type = T::kStringMap,
@@ -115,7 +125,9 @@ std::span<const Option> OptionTable() {
        .max_entries = 20,
        .max_key_length = 64,
        .max_value_length = 256,
-       .bounds_why = "sleuth sets 8 labels itself and Pyroscope refuses a series with more than 30 (its default max_label_names_per_series); every label is repeated in every sidecar and upload.",
+       .bounds_why = "sleuth sets 8 labels itself and Pyroscope refuses a series with more than 30 "
+                     "(its default max_label_names_per_series); every label is repeated in every "
+                     "sidecar and upload.",
        .map_keys = MapKeys::kLabelName,
        .config_field = In<&C::agent, &A::labels>},
       {.key = "agent.cpu_max",
@@ -137,7 +149,8 @@ std::span<const Option> OptionTable() {
               "one per cooldown.",
        .at_least = "1",
        .at_most = "100000",
-       .bounds_why = "At least the dump just written is kept; beyond 100000 every retention pass scans a huge directory.",
+       .bounds_why = "At least the dump just written is kept; beyond 100000 every retention pass "
+                     "scans a huge directory.",
        .config_field = In<&C::agent, &A::max_dumps>},
       {.key = "agent.max_dump_bytes",
        .type = T::kSize,
@@ -146,7 +159,8 @@ std::span<const Option> OptionTable() {
        .why = "Bounded so a flapping rule never fills the host's disk.",
        .at_least = "1MiB",
        .at_most = "1TiB",
-       .bounds_why = "Under 1MiB one CPU profile with its text exceeds it and is removed as soon as it is written; 1TiB is more than any dump disk.",
+       .bounds_why = "Under 1MiB one CPU profile with its text exceeds it and is removed as soon "
+                     "as it is written; 1TiB is more than any dump disk.",
        .config_field = In<&C::agent, &A::max_dump_bytes>},
       {.key = "agent.log_level",
        .type = T::kEnum,
@@ -164,7 +178,8 @@ std::span<const Option> OptionTable() {
        .example = "/var/log/sleuth.log",
        .max_length = 1024,
        .form = TextForm::kAbsolutePath,
-       .bounds_why = "The host process opens it, so a relative path would depend on the host's working directory.",
+       .bounds_why = "The host process opens it, so a relative path would depend on the host's "
+                     "working directory.",
        .config_field = In<&C::agent, &A::log_file>},
       {.key = "agent.follow_fork",
        .type = T::kBool,
@@ -240,7 +255,8 @@ std::span<const Option> OptionTable() {
        .why = "About 500 samples at 100 Hz per busy thread, while the spike is still on.",
        .at_least = "1s",
        .at_most = "10m",
-       .bounds_why = "Under 1s a 100 Hz profile holds too few samples to show where the time goes; past 10m the spike is long over and the next cpu dump waits.",
+       .bounds_why = "Under 1s a 100 Hz profile holds too few samples to show where the time goes; "
+                     "past 10m the spike is long over and the next cpu dump waits.",
        .config_field = In<&C::cpu, &CpuSection::profile_duration>},
       {.key = "cpu.profile_hz",
        .type = T::kInt,
@@ -250,7 +266,8 @@ std::span<const Option> OptionTable() {
               "timer granularity adds nothing.",
        .at_least = "1",
        .at_most = "1000",
-       .bounds_why = "At least one sample a second; above 1000 the kernel's timer granularity adds cost and no detail.",
+       .bounds_why = "At least one sample a second; above 1000 the kernel's timer granularity adds "
+                     "cost and no detail.",
        .config_field = In<&C::cpu, &CpuSection::profile_hz>},
 
       // [memory]
@@ -424,7 +441,9 @@ std::span<const Option> OptionTable() {
        .why = "Go's MemProfileRate: finds any real leak at a cost too small to measure.",
        .at_least = "4KiB",
        .at_most = "1GiB",
-       .bounds_why = "tcmalloc samples about once per this many bytes: below 4KiB almost every allocation is sampled and the host slows down; above 1GiB a profile holds almost nothing.",
+       .bounds_why =
+           "tcmalloc samples about once per this many bytes: below 4KiB almost every allocation is "
+           "sampled and the host slows down; above 1GiB a profile holds almost nothing.",
        .config_field = In<&C::heap, &HeapSection::sample_bytes>},
 
       // [upload]: per-sink keys first; they also form [upload.sinks.<name>].
@@ -436,7 +455,8 @@ std::span<const Option> OptionTable() {
        .why = "Nothing leaves the host until you name a backend.",
        .example = "http://127.0.0.1:4040",
        .max_length = 2048,
-       .bounds_why = "2048 bytes is the URL length every server and proxy accepts; the host must be a valid name or address so a typo fails here, not on every upload.",
+       .bounds_why = "2048 bytes is the URL length every server and proxy accepts; the host must "
+                     "be a valid name or address so a typo fails here, not on every upload.",
        .sink_field = InSink<&S::url>},
       {.key = "upload.protocol",
        .type = T::kEnum,
@@ -454,7 +474,8 @@ std::span<const Option> OptionTable() {
        .example = "sleuth",
        .max_length = 256,
        .form = TextForm::kUserName,
-       .bounds_why = "It goes into the basic-auth header, where a ':' would end it early; 256 bytes hold any real user name.",
+       .bounds_why = "It goes into the basic-auth header, where a ':' would end it early; 256 "
+                     "bytes hold any real user name.",
        .sink_field = InSink<&S::username>},
       {.key = "upload.password_file",
        .type = T::kString,
@@ -484,7 +505,8 @@ std::span<const Option> OptionTable() {
        .example = "team-a",
        .max_length = 150,
        .form = TextForm::kTenantId,
-       .bounds_why = "Grafana's backends (Mimir, Loki, Pyroscope) refuse any other tenant ID on every request: at most 150 of these characters.",
+       .bounds_why = "Grafana's backends (Mimir, Loki, Pyroscope) refuse any other tenant ID on "
+                     "every request: at most 150 of these characters.",
        .sink_field = InSink<&S::tenant_id>},
       {.key = "upload.headers",
        .type = T::kStringMap,
@@ -495,7 +517,8 @@ std::span<const Option> OptionTable() {
        .max_entries = 16,
        .max_key_length = 128,
        .max_value_length = 1024,
-       .bounds_why = "Servers refuse large header blocks (nginx: 8KiB per line by default); 16 headers of 1KiB stay well inside.",
+       .bounds_why = "Servers refuse large header blocks (nginx: 8KiB per line by default); 16 "
+                     "headers of 1KiB stay well inside.",
        .map_keys = MapKeys::kHeaderName,
        .secret_values = true,
        .sink_field = InSink<&S::headers>},
@@ -542,7 +565,8 @@ std::span<const Option> OptionTable() {
        .why = "A blip is retried at once, without hammering a backend that is restarting.",
        .at_least = "10ms",
        .at_most = "1h",
-       .bounds_why = "Below 10ms a failing backend is retried in a busy loop; above 1h a short outage delays every dump by hours.",
+       .bounds_why = "Below 10ms a failing backend is retried in a busy loop; above 1h a short "
+                     "outage delays every dump by hours.",
        .config_field = In<&C::upload, &U::retry_initial>},
       {.key = "upload.retry_max",
        .type = T::kDuration,
@@ -552,7 +576,8 @@ std::span<const Option> OptionTable() {
               "within 5 minutes.",
        .at_least = "10ms",
        .at_most = "24h",
-       .bounds_why = "At least retry_initial's floor; past 24h a backend that has recovered goes unnoticed for more than a day.",
+       .bounds_why = "At least retry_initial's floor; past 24h a backend that has recovered goes "
+                     "unnoticed for more than a day.",
        .config_field = In<&C::upload, &U::retry_max>},
       {.key = "upload.timeout",
        .type = T::kDuration,
@@ -561,7 +586,9 @@ std::span<const Option> OptionTable() {
        .why = "A dump is small: 10s covers a slow link yet frees the slot from a hung server.",
        .at_least = "100ms",
        .at_most = "10m",
-       .bounds_why = "Under 100ms no request can connect (a TLS handshake alone is several round trips), so every upload would fail; past 10m a hung server holds a slot for long.",
+       .bounds_why =
+           "Under 100ms no request can connect (a TLS handshake alone is several round trips), so "
+           "every upload would fail; past 10m a hung server holds a slot for long.",
        .config_field = In<&C::upload, &U::timeout>},
       {.key = "upload.concurrency",
        .type = T::kInt,
@@ -570,7 +597,8 @@ std::span<const Option> OptionTable() {
        .why = "Keeps a backlog moving without weighing on the host's network or CPU.",
        .at_least = "1",
        .at_most = "32",
-       .bounds_why = "At least one request must be in flight; past 32 per sink it looks like a flood to the backend and costs the host sockets.",
+       .bounds_why = "At least one request must be in flight; past 32 per sink it looks like a "
+                     "flood to the backend and costs the host sockets.",
        .config_field = In<&C::upload, &U::concurrency>},
       {.key = "upload.exit_grace",
        .type = T::kDuration,
@@ -579,7 +607,8 @@ std::span<const Option> OptionTable() {
        .why = "An exit is never delayed noticeably, and nothing queued is lost.",
        .at_least = "0s",
        .at_most = "30s",
-       .bounds_why = "0 never delays the host's exit; past 30s init systems kill the host first (Kubernetes' default grace period is 30s).",
+       .bounds_why = "0 never delays the host's exit; past 30s init systems kill the host first "
+                     "(Kubernetes' default grace period is 30s).",
        .config_field = In<&C::upload, &U::exit_grace>},
       {.key = "upload.max_spool_bytes",
        .type = T::kSize,
@@ -588,7 +617,8 @@ std::span<const Option> OptionTable() {
        .why = "Bounds disk use while a backend is away for long.",
        .at_least = "1MiB",
        .at_most = "1TiB",
-       .bounds_why = "Under 1MiB a single dump cannot wait for its upload; 1TiB is more than any dump disk.",
+       .bounds_why =
+           "Under 1MiB a single dump cannot wait for its upload; 1TiB is more than any dump disk.",
        .config_field = In<&C::upload, &U::max_spool_bytes>},
 
       // [metrics], [watch]

@@ -3,10 +3,10 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <algorithm>
 #include <iterator>
 #include <limits>
 #include <vector>
@@ -191,9 +191,9 @@ Status CheckMap(const Option& option, const StringMap& map) {
                              " bytes long: at most " + std::to_string(option.max_key_length) +
                              " are allowed");
     if (option.max_value_length > 0 && value.size() > option.max_value_length)
-      return InvalidArgument("the value of " + Quote(key) + " is " +
-                             std::to_string(value.size()) + " bytes long: at most " +
-                             std::to_string(option.max_value_length) + " are allowed");
+      return InvalidArgument("the value of " + Quote(key) + " is " + std::to_string(value.size()) +
+                             " bytes long: at most " + std::to_string(option.max_value_length) +
+                             " are allowed");
     if (option.map_keys == MapKeys::kLabelName && IsLabelName(key) && IsReservedLabelName(key))
       return InvalidArgument("label name " + Quote(key) +
                              " is set by sleuth itself (service_name, hostname, pid, sleuth_*, "
@@ -450,8 +450,8 @@ Result<Value> ParseText(const Option& option, std::string_view text) {
 Status CheckBounds(const Option& option, const Value& value) {
   double number = NumberOf(value);
   auto out_of_range = [&](std::string_view rule) {
-    std::string message = FormatOptionText(option, value) + " is out of range: it must be " +
-                          std::string(rule);
+    std::string message =
+        FormatOptionText(option, value) + " is out of range: it must be " + std::string(rule);
     if (!option.bounds_why.empty()) message += " (" + std::string(option.bounds_why) + ")";
     return InvalidArgument(std::move(message));
   };
@@ -638,8 +638,7 @@ std::string BoundsText(const Option& option) {
       break;
     case OptionType::kStringMap:
       out = "at most " + std::to_string(option.max_entries) + " entries, names of at most " +
-            bytes(option.max_key_length) + ", values of at most " +
-            bytes(option.max_value_length);
+            bytes(option.max_key_length) + ", values of at most " + bytes(option.max_value_length);
       return out;
   }
   if (!option.non_empty) out += "; or empty";

@@ -141,8 +141,7 @@ TEST(IssueReproductionTest, HugeUnknownKeyIsRefusedShortly) {
         ConfigSources{.env = {"SLEUTH_" + huge + "=1"}},
         ConfigSources{.env = {"SLEUTH_AGENT_SERVICE=" + huge}},
         ConfigSources{.set_args = {"agent." + huge + "=1"}},
-        ConfigSources{.set_args = {"agent.service=" + huge}},
-        ConfigSources{.set_args = {huge}}}) {
+        ConfigSources{.set_args = {"agent.service=" + huge}}, ConfigSources{.set_args = {huge}}}) {
     std::string error = ErrorOf(sources);
     EXPECT_LT(error.size(), kShortMessageBytes) << error.substr(0, 1000);
     EXPECT_THAT(error, Not(HasSubstr(std::string(kShownBytes + 1, 'k'))));
@@ -225,7 +224,8 @@ TEST(ValidationTest, ManyProblemsAreCountedNotAllListed) {
   TempDir dir;
   std::string error = ErrorOf({.file_path = dir.Write("many.toml", text)});
   EXPECT_EQ(std::count(error.begin(), error.end(), '\n'), static_cast<long>(kMaxProblems));
-  EXPECT_THAT(error, HasSubstr("... and " + std::to_string(5000 - kMaxProblems) + " more problems"));
+  EXPECT_THAT(error,
+              HasSubstr("... and " + std::to_string(5000 - kMaxProblems) + " more problems"));
 }
 
 TEST(ValidationTest, ControlCharactersAreNotEchoed) {
@@ -394,7 +394,7 @@ TEST(BoundsTableTest, BoundsText) {
   EXPECT_EQ(BoundsText(*FindOption("agent.service")),
             "A-Z a-z 0-9 . _ -, starting with a letter or digit, at most 64 bytes; or empty");
   EXPECT_EQ(BoundsText(*FindOption("agent.dump_dir")),
-            "an absolute path without . or .. components, at most 1024 bytes");
+            "an absolute path without . or .. components, at most 1024 bytes; or empty");
   EXPECT_EQ(BoundsText(*FindOption("agent.follow_fork")), "");
 }
 

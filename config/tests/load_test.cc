@@ -293,8 +293,9 @@ TEST(LoadConfigErrorsTest, WrongTypesAreAllReported) {
                  "{ \"env\" = \"prod\", \"team\" = \"payments\" }",
           path + ":10:7: cpu.abs: 150 is out of range: it must be at most 100 (a share of a limit "
                  "the process cannot exceed); e.g. abs = 70",
-          path + ":11:7: cpu.min: -1 is out of range: it must be at least 0 (a share of a limit the "
-                 "process cannot exceed); e.g. min = 10",
+          path +
+              ":11:7: cpu.min: -1 is out of range: it must be at least 0 (a share of a limit the "
+              "process cannot exceed); e.g. min = 10",
           path + ":12:12: cpu.cooldown: expected a duration with a unit (ns, us, ms, s, m or h), "
                  "got a TOML array; e.g. cooldown = \"1m\"",
           path + ":15:10: metrics.listen: expected a host:port string, got the integer 9464; "

@@ -210,10 +210,10 @@ INSTANTIATE_TEST_SUITE_P(
     Values, ParseTextTest,
     ::testing::Values(
         // durations, every unit (cpu.cooldown goes down to 0)
-        TextCase{"agent.interval", "250ms", "250ms"},
-        TextCase{"cpu.cooldown", "1500us", "1500us"}, TextCase{"cpu.cooldown", "10ns", "10ns"},
-        TextCase{"agent.interval", "90s", "90s"}, TextCase{"agent.interval", "1h", "1h"},
-        TextCase{"cpu.cooldown", "1h30m", "90m"}, TextCase{"cpu.cooldown", "2h", "2h"},
+        TextCase{"agent.interval", "250ms", "250ms"}, TextCase{"cpu.cooldown", "1500us", "1500us"},
+        TextCase{"cpu.cooldown", "10ns", "10ns"}, TextCase{"agent.interval", "90s", "90s"},
+        TextCase{"agent.interval", "1h", "1h"}, TextCase{"cpu.cooldown", "1h30m", "90m"},
+        TextCase{"cpu.cooldown", "2h", "2h"},
         TextCase{"agent.interval", "5", "a unit is missing", true},
         TextCase{"agent.interval", "5parsecs", "unknown unit \"parsecs\"", true},
         TextCase{"agent.interval", "5 sec", "invalid duration \"5 sec\"", true},
@@ -278,9 +278,8 @@ INSTANTIATE_TEST_SUITE_P(
         TextCase{"upload.protocol", "http", "http"},
         TextCase{"upload.protocol", "grpc", "one of pyroscope, pyroscope-ingest or http", true},
         // strings
-        TextCase{"agent.dump_dir", "/x", "/x"},
-        TextCase{"agent.dump_dir", "", "must not be empty", true},
-        TextCase{"agent.service", "", ""},
+        TextCase{"agent.dump_dir", "/x", "/x"}, TextCase{"agent.dump_dir", "", ""},
+        TextCase{"agent.dump_dir", "x", "absolute", true}, TextCase{"agent.service", "", ""},
         TextCase{"agent.service", "a\nb", "control character", true},
         // addresses
         TextCase{"metrics.listen", "127.0.0.1:9464", "127.0.0.1:9464"},

@@ -453,14 +453,17 @@ TEST(AgentLibrary, HostExceptionsStayWithLibgcc) {
 }
 
 // Neither libunwind (its _Unwind_* would take over the host's exceptions)
-// nor libprofiler (its SIGPROF handler would be installed in every host) is
-// a load-time dependency of the preloaded library.
+// nor libprofiler (its SIGPROF handler would be installed in every host)
+// nor libdw (with libelf and its compressors, loaded into every host) is a
+// load-time dependency of the preloaded library.
 TEST(AgentLibrary, NoUnwindOrProfilerDependency) {
   RunResult r = RunProgram({.argv = {"/usr/bin/readelf", "-d", LibSleuth()}, .env = {}});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(LinesWith(r.out, "(NEEDED)").empty()) << r.out;
   EXPECT_TRUE(LinesWith(r.out, "libunwind").empty()) << r.out;
   EXPECT_TRUE(LinesWith(r.out, "libprofiler").empty()) << r.out;
+  EXPECT_TRUE(LinesWith(r.out, "libdw").empty()) << r.out;
+  EXPECT_TRUE(LinesWith(r.out, "libelf").empty()) << r.out;
 }
 
 TEST(AgentLibrary, LinkedHostDrivesTheAgentThroughTheCApi) {

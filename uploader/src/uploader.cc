@@ -334,7 +334,8 @@ Status Uploader::Impl::Prepare() {
     state.sink = std::move(sink);
     sinks.push_back(std::move(state));
   }
-  SLEUTH_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  // Opens and checks the directory once: refuses one another user could write.
+  SLEUTH_RETURN_IF_ERROR(spool->Open());
   std::vector<std::string> sink_names;
   for (const SinkState& s : sinks) sink_names.push_back(s.sink.name);
   SLEUTH_RETURN_IF_ERROR(metrics.Init(registry, sink_names));
@@ -909,9 +910,7 @@ void Uploader::Impl::RecordingFailed(size_t sink, const std::string& what, Nanos
 void Uploader::Impl::ProbeRecording(size_t sink, Nanos now) {
   SinkState& s = sinks[sink];
   // A tiny atomic write where the markers go: the disk has room again, or not.
-  std::string probe = spool->StateDir() + "/.probe-" + s.sink.name;
-  bool ok = WriteFileAtomic(probe, "probe\n").ok();
-  ::unlink(probe.c_str());
+  bool ok = spool->ProbeMarkerSpace(sink).ok();
   while (ok && !s.unrecorded.empty()) {
     const Unrecorded& u = s.unrecorded.back();
     Status marked = spool->MarkDelivered(sink, u.base, u.note);
@@ -947,7 +946,9 @@ void Uploader::Impl::StartTransfer(size_t sink_index, WindowEntry entry, Nanos n
   const Sink& sink = s.sink;
   const std::string& base = entry.key.base;
 
-  Result<std::string> sidecar = ReadFile(spool->SidecarPath(base), kMaxSidecarBytes + 1);
+  // Read through the checked directory: a symlink or a file of another
+  // user's is refused (and set aside below), never followed.
+  Result<std::string> sidecar = spool->ReadSidecar(base);
   if (!sidecar.ok()) {
     if (sidecar.status().code() == StatusCode::kNotFound) return OnVanished(sink_index, base);
     return SetAsideInvalid(sink_index, base,
@@ -958,11 +959,10 @@ void Uploader::Impl::StartTransfer(size_t sink_index, WindowEntry entry, Nanos n
     return SetAsideInvalid(sink_index, base,
                            "its sidecar " + base + ".json is unusable: " + meta.status().message());
   }
-  Result<std::string> profile = ReadFile(spool->ProfilePath(base), kMaxProfileBytes);
+  Result<std::string> profile = spool->ReadProfile(base, kMaxProfileBytes);
   if (!profile.ok()) {
     if (profile.status().code() == StatusCode::kNotFound) {
-      struct stat st;
-      if (::stat(spool->SidecarPath(base).c_str(), &st) != 0) return OnVanished(sink_index, base);
+      if (!spool->IsComplete(base)) return OnVanished(sink_index, base);
       return SetAsideInvalid(sink_index, base, "its profile " + base + ".pb.gz is missing");
     }
     return SetAsideInvalid(sink_index, base,

@@ -23,7 +23,6 @@
 #include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -207,12 +206,10 @@ int main(int argc, char** argv) {
   }
   CloseInheritedFds(args.out_fd, args.go_fd);
   ResetSignals();
-  if (args.go_fd >= 0) {
-    // Launched by the agent: if the thread that launched us dies, stop too
-    // (SIGTERM: we detach before exiting).
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (!WaitForGo(args.go_fd, args.walk.timeout)) return 3;
-  }
+  // No PR_SET_PDEATHSIG: the agent launches us through a short-lived
+  // launcher, our parent, which exits at once. An agent that goes away is
+  // seen on the socket instead: EOF before the go byte, EPIPE after it.
+  if (args.go_fd >= 0 && !WaitForGo(args.go_fd, args.walk.timeout)) return 3;
   args.walk.stop_requested = &g_stop_signal;
   if (args.pause_while_stopped_ms > 0) {
     const long pause_ms = args.pause_while_stopped_ms;

@@ -5,13 +5,15 @@
 #include <zlib.h>
 
 #include <cerrno>
-#include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <vector>
 
 #include "sleuth/common/files.h"
 #include "sleuth/common/proto_writer.h"
-#include "sleuth/uploader/spool.h"
+#include "sleuth/dumps/dump_dir.h"
+#include "sleuth/dumps/layout.h"
+#include "sleuth/dumps/writer.h"
 
 namespace sleuth::uploader::testing {
 namespace {
@@ -27,18 +29,6 @@ std::string RandomHex(size_t digits) {
   std::string out;
   for (size_t i = 0; i < digits; ++i) out += kHex[Rng()() & 15];
   return out;
-}
-
-Status WriteWhole(const std::string& path, std::string_view data) {
-  SLEUTH_ASSIGN_OR_RETURN(ScopedFd fd, OpenFile(path, O_WRONLY | O_CREAT | O_TRUNC, 0600));
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus("cannot write " + path, errno);
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -162,60 +152,44 @@ Result<std::string> Gunzip(std::string_view data) {
   return out;
 }
 
-std::string DumpBaseName(const DumpSpec& spec, const std::string& event_id) {
-  return spec.service + "." + std::to_string(spec.pid) + "." + spec.kind + "." +
-         FormatDumpTime(spec.time_unix_nanos) + "." + event_id;
+dumps::DumpMeta MetaOf(const DumpSpec& spec, const std::string& event_id) {
+  dumps::DumpMeta m;
+  m.event_id = event_id;
+  m.kind = spec.kind;
+  m.reason = spec.reason;
+  m.metric = spec.kind == "heap" ? "memory" : spec.kind;
+  m.value = 81.5;
+  m.average = 20.25;
+  m.thresholds = dumps::DumpMeta::Thresholds{10, 25, 70, 0, 60};
+  m.cpu_limit_cores = 2;
+  m.pid = spec.pid;
+  m.hostname = spec.hostname;
+  m.service = spec.service;
+  m.labels = spec.labels;
+  m.cmdline = {"/usr/bin/testsvc", "--serve"};
+  m.executable = "/usr/bin/testsvc";
+  m.build_id = "0123456789abcdef";
+  m.start_time_unix_nanos = spec.time_unix_nanos;
+  m.duration_nanos = spec.kind == "cpu" ? 5'000'000'000 : 0;
+  return m;
 }
 
-std::string SidecarJson(const DumpSpec& spec, const std::string& event_id,
-                        const std::string& profile_file, uint64_t profile_bytes) {
-  nlohmann::json doc = {
-      {"event_id", event_id},
-      {"kind", spec.kind},
-      {"reason", spec.reason},
-      {"metric", spec.kind == "heap" ? "memory" : spec.kind},
-      {"value", 81.5},
-      {"average", 20.25},
-      {"thresholds",
-       {{"min", 10}, {"diff", 25}, {"abs", 70}, {"max", 0}, {"cooldown_seconds", 60}}},
-      {"limits", {{"cpu_cores", 2}}},
-      {"pid", spec.pid},
-      {"hostname", spec.hostname},
-      {"service", spec.service},
-      {"labels", spec.labels},
-      {"cmdline", {"/usr/bin/testsvc", "--serve"}},
-      {"executable", "/usr/bin/testsvc"},
-      {"build_id", "0123456789abcdef"},
-      {"start_time", "2025-11-30T10:15:02.123Z"},
-      {"start_time_unix_nanos", spec.time_unix_nanos},
-      {"duration_nanos", spec.kind == "cpu" ? 5'000'000'000 : 0},
-      {"profile_file", profile_file},
-      {"profile_bytes", profile_bytes},
-      {"notes", nlohmann::json::array()},
-  };
-  return doc.dump(2);
+std::string DumpBaseName(const DumpSpec& spec, const std::string& event_id) {
+  return dumps::DumpBaseName(MetaOf(spec, event_id));
 }
 
 Result<WrittenDump> WriteDump(const std::string& dir, const DumpSpec& spec) {
+  SLEUTH_ASSIGN_OR_RETURN(dumps::DumpDir opened, dumps::DumpDir::Open(dir, dumps::Create::kYes));
   WrittenDump out;
   out.event_id = spec.event_id.empty() ? NewEventId() : spec.event_id;
-  out.base = DumpBaseName(spec, out.event_id);
   std::string profile = Gzip(MakeProfile(spec.kind, spec.extra_functions));
-  std::string prefix = dir + "/" + out.base;
-  SLEUTH_RETURN_IF_ERROR(WriteWhole(prefix + ".pb.gz", profile));
-  out.bytes += profile.size();
-  if (spec.with_text) {
-    std::string text = "Thread 1 (main):\n#0 main at test.cc:10\n";
-    SLEUTH_RETURN_IF_ERROR(WriteWhole(prefix + ".txt", text));
-    out.bytes += text.size();
-  }
-  std::string sidecar = SidecarJson(spec, out.event_id, out.base + ".pb.gz", profile.size());
-  std::string tmp = prefix + ".json.tmp";
-  SLEUTH_RETURN_IF_ERROR(WriteWhole(tmp, sidecar));
-  if (::rename(tmp.c_str(), (prefix + ".json").c_str()) != 0) {
-    return ErrnoStatus("cannot rename " + tmp, errno);
-  }
-  out.bytes += sidecar.size();
+  std::string text = "Thread 1 (main):\n#0 main at test.cc:10\n";
+  std::optional<std::string_view> with_text;
+  if (spec.with_text) with_text = text;
+  SLEUTH_ASSIGN_OR_RETURN(dumps::WrittenDump written,
+                          dumps::WriteDump(opened, MetaOf(spec, out.event_id), profile, with_text));
+  out.base = written.base;
+  out.bytes = written.bytes;
   return out;
 }
 

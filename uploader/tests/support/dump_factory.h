@@ -1,7 +1,7 @@
 // Tiny, valid dumps for the uploader's tests and benchmark: a gzipped pprof
-// profile built with ProtoWriter plus the agent's JSON sidecar, written the
-// way the agent writes them (profile first, sidecar renamed into place
-// last). Thread-compatible.
+// profile built with ProtoWriter, written by the agent's own writer
+// (dumps::WriteDump), so the tests see exactly the files and sidecar the
+// agent produces. Thread-compatible.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "sleuth/common/status.h"
+#include "sleuth/dumps/dump_meta.h"
 
 namespace sleuth::uploader::testing {
 
@@ -44,11 +45,11 @@ std::string MakeProfile(std::string_view kind, size_t extra_functions);
 std::string Gzip(std::string_view data);
 [[nodiscard]] Result<std::string> Gunzip(std::string_view data);
 
-// The sidecar the agent would write for this dump.
-std::string SidecarJson(const DumpSpec& spec, const std::string& event_id,
-                        const std::string& profile_file, uint64_t profile_bytes);
+// The metadata the agent would record for this dump.
+dumps::DumpMeta MetaOf(const DumpSpec& spec, const std::string& event_id);
 
-// Writes <base>.pb.gz (and .txt), then <base>.json through a rename.
+// Writes the dump into `dir` with dumps::WriteDump (created 0700 if
+// missing; refused like any dump directory if unsafe).
 [[nodiscard]] Result<WrittenDump> WriteDump(const std::string& dir, const DumpSpec& spec);
 
 // The base name the agent would give this dump.

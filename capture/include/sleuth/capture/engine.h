@@ -33,8 +33,9 @@ struct CaptureRequest {
   // early and returns what it has. May be null.
   const std::atomic<bool>* cancel = nullptr;
   // Threads the cpu engine does not sample (the agent's own), in addition
-  // to the thread calling Collect().
-  std::vector<pid_t> exclude_tids;
+  // to the thread calling Collect(). (`= {}`: callers that name the other
+  // fields in a designated initializer get no missing-initializer warning.)
+  std::vector<pid_t> exclude_tids = {};
 };
 
 struct Capture {
@@ -59,6 +60,11 @@ class Engine {
 };
 
 // The engine for a dump kind, or kInvalidArgument naming the valid kinds.
+// "threads" is the ptrace thread dumper (PtraceThreadDumper).
 [[nodiscard]] Result<std::unique_ptr<Engine>> MakeEngine(std::string_view kind);
+
+// The signal-driven thread dumper (ThreadDumper, name "threads"): the
+// fallback when the ptrace one is unavailable in this process.
+std::unique_ptr<Engine> MakeSignalThreadDumper();
 
 }  // namespace sleuth::capture

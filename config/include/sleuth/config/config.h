@@ -36,9 +36,9 @@ struct MetricRule {
 struct AgentSection {
   Nanos interval = std::chrono::seconds(5);
   int history = 10;
-  int warmup = -1;  // -1: same as history
-  std::string dump_dir = "/tmp/sleuth";
-  std::string service;  // empty: the process name
+  int warmup = -1;       // -1: same as history
+  std::string dump_dir;  // empty: the private default, dumps::DefaultDumpDir()
+  std::string service;   // empty: the process name
   std::map<std::string, std::string> labels;
   double cpu_max = 0;  // 0 = off
   int max_dumps = 100;

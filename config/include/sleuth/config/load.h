@@ -31,7 +31,6 @@
 #pragma once
 
 #include <cstddef>
-
 #include <string>
 #include <vector>
 

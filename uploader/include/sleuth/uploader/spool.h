@@ -9,8 +9,9 @@
 //   <dump_dir>/.sleuth-upload/<sink>/<base>.done         written atomically after
 //       the sink answered 2xx: the dump is never sent to that sink again
 //   <dump_dir>/failed/<sink>/<base>.{pb.gz,json,txt,reason}   the sink refused
-//       the dump (4xx other than 408/429); hard links to the dump's files plus
-//       the server's answer. `sleuth upload --retry-failed` requeues them.
+//       the dump (4xx other than 408/429); copies of the dump's files (not
+//       hard links: a payload must have a single link to be read) plus the
+//       server's answer. `sleuth upload --retry-failed` requeues them.
 //   <dump_dir>/failed/_invalid/<base>.*                  a dump whose sidecar
 //       cannot be read; moved out of the queue so it never stalls it
 //
@@ -20,6 +21,12 @@
 // toward upload.max_spool_bytes; failed/ entries do count, so a backend that
 // refuses everything cannot fill the disk.
 //
+// The layout, names and safe access belong to sleuth::dumps: every file is
+// reached through a dumps::DumpDir, which refuses a dump directory or state
+// subdirectory another user could write, never follows a symlink, and
+// trusts a .done marker or payload only if it is our own regular file with
+// a single link.
+//
 // Memory stays flat however many dumps wait: directories are streamed with
 // readdir and only bounded selections (the oldest N) are ever held.
 //
@@ -28,15 +35,20 @@
 // concurrently.
 #pragma once
 
+#include <sys/types.h>
+
 #include <compare>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "sleuth/common/status.h"
+#include "sleuth/dumps/dump_dir.h"
+#include "sleuth/dumps/layout.h"
 
 namespace sleuth::uploader {
 
@@ -47,26 +59,11 @@ struct DumpKey {
   auto operator<=>(const DumpKey&) const = default;
 };
 
-// The fields of a dump's base name
-// "<service>.<pid>.<kind>.<YYYYMMDDTHHMMSS.mmmZ>.<event_id>". The service may
-// itself contain dots; the other fields may not.
-struct DumpName {
-  std::string service;
-  int64_t pid = 0;
-  std::string kind;
-  std::string time;
-  std::string event_id;
-};
-
-// Pure. Fails with kInvalidArgument naming what does not fit.
-[[nodiscard]] Result<DumpName> ParseDumpBase(std::string_view base);
-
-// If `file_name` is the sidecar of a complete dump ("<base>.json", not a
-// hidden or temporary file), its base. Pure.
-std::optional<std::string> SidecarBase(std::string_view file_name);
-
-// Formats a Unix time in nanoseconds as "YYYYMMDDTHHMMSS.mmmZ". Pure.
-std::string FormatDumpTime(int64_t unix_nanos);
+// The dump directory's names are defined once, in sleuth::dumps.
+using dumps::DumpName;
+using dumps::FormatDumpTime;
+using dumps::ParseDumpBase;
+using dumps::SidecarBase;
 
 // Name of the failed/ subdirectory for dumps whose sidecar is unreadable.
 inline constexpr std::string_view kInvalidDir = "_invalid";
@@ -100,17 +97,32 @@ struct Undelivered {
 class Spool {
  public:
   // `sinks` are the configured sink names, each valid per CheckSinkName().
+  // The directory is opened (and checked) by Open(), or by the first call
+  // that needs it.
   Spool(std::string dump_dir, std::vector<std::string> sinks);
+
+  // Opens the dump directory, creating it 0700 if missing. Fails with
+  // kPermission and the fix if another user could write it (see DumpDir).
+  [[nodiscard]] Status Open();
 
   const std::string& dir() const { return dir_; }
   const std::vector<std::string>& sinks() const { return sinks_; }
 
+  // Paths, for messages and tests; the spool itself never opens by path.
   std::string ProfilePath(std::string_view base) const;
   std::string SidecarPath(std::string_view base) const;
   std::string TextPath(std::string_view base) const;
   std::string StateDir() const;  // <dump_dir>/.sleuth-upload
   std::string DoneMarkerPath(size_t sink, std::string_view base) const;
   std::string FailedDir(std::string_view sink_or_invalid) const;
+
+  // A dump's sidecar text and profile bytes, read safely: kPermission for a
+  // symlink, a file of another user's or one with several links (refused,
+  // never followed), kNotFound if gone.
+  [[nodiscard]] Result<std::string> ReadSidecar(std::string_view base) const;
+  [[nodiscard]] Result<std::string> ReadProfile(std::string_view base, size_t max_bytes) const;
+  // Whether the dump is complete (its sidecar exists).
+  bool IsComplete(std::string_view base) const;
 
   // The ordering key of a complete dump: the time in its name, else the
   // sidecar's mtime (for files named some other way). Fails with kNotFound
@@ -124,6 +136,10 @@ class Spool {
   // Records the sink's 2xx. After this returns ok, the dump is never sent to
   // that sink again, even after a crash.
   [[nodiscard]] Status MarkDelivered(size_t sink, std::string_view base, std::string_view note);
+
+  // Writes and removes a tiny marker-sized file where sink's markers go:
+  // whether a delivery could be recorded now (e.g. the disk has room again).
+  [[nodiscard]] Status ProbeMarkerSpace(size_t sink);
 
   // Sets the dump aside in failed/<sink>/ with the server's answer. Fails
   // with kNotFound if the dump vanished meanwhile.
@@ -149,9 +165,10 @@ class Spool {
       uint64_t max_bytes, const std::function<bool(std::string_view base)>& busy,
       const std::function<void(const Eviction&)>& on_evict);
 
-  // Removes .done markers whose dump is gone from dump_dir and failed/, and
-  // partial entries under failed/ left by a crash. Call only while holding
-  // the directory's lock.
+  // Removes the leftovers of killed writers in dump_dir (dumps::
+  // RemoveLeftovers), .done markers whose dump is gone from dump_dir and
+  // failed/, and partial entries under failed/ left by a crash. Call only
+  // while holding the directory's lock.
   [[nodiscard]] Status CollectGarbage();
 
   // Calls `fn` for each (dump, sink) not delivered: queued ones first, then
@@ -162,14 +179,22 @@ class Spool {
   uint64_t DumpBytes(std::string_view base) const;
 
  private:
+  // The open directory, opening it on first use. Thread safe.
+  Result<const dumps::DumpDir*> Dir() const;
+  Result<dumps::DumpDir> SinkStateDir(size_t sink, dumps::Create create) const;
+  Result<dumps::DumpDir> FailedSubdir(std::string_view name, dumps::Create create) const;
+
   std::string dir_;
   std::vector<std::string> sinks_;
+  mutable std::mutex open_mu_;
+  mutable dumps::DumpDir open_;
 };
 
 // An exclusive lock on a dump directory's upload state, so only one process
-// (and one Uploader in this process) ships it at a time. A POSIX record lock:
-// released by the kernel when the holder dies, never inherited by a fork()ed
-// child. Thread-compatible.
+// (and one Uploader in this process) ships it at a time. A POSIX record lock
+// on <dump_dir>/.sleuth-upload/lock, opened through the checked DumpDir
+// (never through a symlink): released by the kernel when the holder dies,
+// never inherited by a fork()ed child. Thread-compatible.
 class SpoolLock {
  public:
   SpoolLock() = default;
@@ -180,7 +205,8 @@ class SpoolLock {
   ~SpoolLock();
 
   // Fails with kBusy, naming the holder's pid, if another process or another
-  // Uploader of this process holds it.
+  // Uploader of this process holds it; with kPermission if the directory or
+  // the lock file is unsafe (see DumpDir).
   [[nodiscard]] static Result<SpoolLock> TryAcquire(const std::string& dump_dir);
 
   bool held() const { return fd_ >= 0; }
@@ -188,7 +214,7 @@ class SpoolLock {
  private:
   void Release();
   int fd_ = -1;
-  std::string key_;  // the directory's identity within this process
+  std::string key_;  // the state directory's identity (device and inode)
 };
 
 }  // namespace sleuth::uploader
