@@ -17,6 +17,17 @@ Status Engines::Init(const config::Config& config) {
     if (!engine.ok()) return engine.status();
     engines_[static_cast<int>(kind)] = std::move(*engine);
   }
+  // Thread dumps come from the ptrace walker, outside the host's threads;
+  // where it cannot run (no sleuth-stackwalk beside the library, a seccomp
+  // filter, Yama forbidding it), from the signal-driven walk, which
+  // interrupts the host's sleeps and misses threads that block signals:
+  // each dump's notes say which took it.
+  auto& threads = engines_[static_cast<int>(DumpKind::kThreads)];
+  if (Status ptrace = threads->Available(); !ptrace.ok()) {
+    log::Info("thread dumps by signal, not ptrace: " + ptrace.message());
+    threads = capture::MakeSignalThreadDumper();
+    threads_by_signal_ = true;
+  }
   // Under tcmalloc with sampling off, turn it on (heap.sample_bytes).
   if (auto sampling =
           capture::EnableTcmallocSampling(static_cast<int64_t>(config.heap.sample_bytes));
@@ -60,6 +71,10 @@ Result<CapturedDump> Engines::Capture(DumpKind kind, const CaptureOptions& optio
 
   CapturedDump out;
   out.notes = std::move(captured->notes);
+  if (kind == DumpKind::kThreads && threads_by_signal_)
+    out.notes.push_back(
+        "taken with a signal to each thread (the ptrace walker could not run here): sleeps the "
+        "signal interrupted returned early, and threads blocking it have no stack");
   if (kind == DumpKind::kMemory) {
     if (Status heap = Available(DumpKind::kHeap); !heap.ok())
       out.notes.push_back("no heap profile: " + heap.message() +

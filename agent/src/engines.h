@@ -52,6 +52,7 @@ class Engines {
   std::mutex symbolizer_mu_;
   std::optional<profiles::Symbolizer> symbolizer_;
   bool warned_[4] = {};
+  bool threads_by_signal_ = false;  // the fallback thread dumper is in use
 };
 
 // GNU build ID of an ELF file as hex, or "" when it has none.

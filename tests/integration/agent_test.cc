@@ -421,6 +421,9 @@ TEST(AgentLibrary, HostExceptionsStayWithLibgcc) {
   std::string dir = MakeTempDir("sleuth_unwind_scope");
   auto env = AgentEnv(dir);
   env["LD_DEBUG"] = "bindings";
+  // libunwind is the signal-driven thread dumper's, the fallback when the
+  // ptrace walker cannot run: make it the one in use.
+  env["SLEUTH_STACKWALK"] = "/nonexistent/sleuth-stackwalk";
   RunResult r = RunProgram({.argv = {TestHost(), "exceptions"}, .env = env});
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(r.out, "exceptions: caught 1000\n");
