@@ -20,6 +20,8 @@ packages=(
   python3 procps
   # independent readers of our output: `go tool pprof`
   golang-go
+  # fuzzing (scripts/fuzz.sh): clang with libFuzzer and its sanitizer runtimes
+  clang libclang-rt-14-dev
 )
 
 SUDO=""

@@ -19,11 +19,25 @@ Status DumpWriter::Prepare() {
   return Status::Ok();
 }
 
+Status DumpWriter::EnsureOpenLocked() {
+  if (!dir_.is_open()) return Unavailable("the dump directory " + path_ + " is not open");
+  if (dir_.StillOurs()) return Status::Ok();
+  // The host closed our descriptor (and may own its number now): forget it
+  // without closing, and open the directory again, checked as at start.
+  dir_.Forget();
+  log::Warn("the dump directory's descriptor was closed by the host; opening " + path_ +
+            " again");
+  Result<dumps::DumpDir> opened = dumps::DumpDir::Open(path_, dumps::Create::kYes);
+  if (!opened.ok()) return opened.status().WithContext("agent.dump_dir");
+  dir_ = std::move(*opened);
+  return Status::Ok();
+}
+
 Result<WrittenDump> DumpWriter::Write(const DumpMeta& meta, const std::string& profile_gz,
                                       const std::optional<std::string>& text) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!dir_.is_open()) return Unavailable("the dump directory " + path_ + " is not open");
+    SLEUTH_RETURN_IF_ERROR(EnsureOpenLocked());
   }
   std::optional<std::string_view> text_view;
   if (text) text_view = *text;
@@ -35,7 +49,7 @@ Result<WrittenDump> DumpWriter::Write(const DumpMeta& meta, const std::string& p
 
 int DumpWriter::EnforceRetention() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!dir_.is_open()) return 0;
+  if (!EnsureOpenLocked().ok()) return 0;
   dumps::RemoveLeftovers(dir_);
   return dumps::EnforceRetention(dir_, limits_, exempt_).removed;
 }

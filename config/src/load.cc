@@ -193,7 +193,7 @@ class Loader {
     if (problems_.size() >= kMaxSuggestions) return {};
     return DidYouMean(word, candidates, before, after);
   }
-  static constexpr size_t kMaxSuggestions = 100;
+  static constexpr size_t kMaxSuggestions = kMaxProblems;
 
   Config config_;
   SinkConfig default_sink_;

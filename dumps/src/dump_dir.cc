@@ -196,6 +196,20 @@ uint64_t SelfStartTicks() {
   return ticks;
 }
 
+DumpDir::DumpDir(std::string path, ScopedFd fd) : path_(std::move(path)), fd_(std::move(fd)) {
+  struct stat st;
+  if (::fstat(fd_.get(), &st) == 0) {
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+  }
+}
+
+bool DumpDir::StillOurs() const {
+  struct stat st;
+  return fd_.valid() && ::fstat(fd_.get(), &st) == 0 && S_ISDIR(st.st_mode) &&
+         st.st_dev == dev_ && st.st_ino == ino_;
+}
+
 Result<DumpDir> DumpDir::Open(std::string_view configured, Create create) {
   std::string path = ResolveDumpDir(configured);
   while (path.size() > 1 && path.back() == '/') path.pop_back();

@@ -253,6 +253,24 @@ TEST_F(DumpDirTest, DiskFullFailsCleanly) {
   ASSERT_EQ(::umount(mnt.c_str()), 0);
 }
 
+TEST_F(DumpDirTest, NoticesWhenTheHostTakesItsDescriptor) {
+  ASSERT_EQ(::mkdir((root_ + "/hosts").c_str(), 0700), 0);
+  Result<DumpDir> d = DumpDir::Open(root_ + "/d", Create::kYes);
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->StillOurs());
+  // The host closes our descriptor and its next open() gets the number.
+  int host = ::open((root_ + "/hosts").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(host, 0);
+  ASSERT_EQ(::dup2(host, d->fd()), d->fd());
+  EXPECT_FALSE(d->StillOurs());
+  int taken = d->fd();
+  d->Forget();  // must not close what is now the host's
+  struct stat st;
+  EXPECT_EQ(::fstat(taken, &st), 0);
+  ::close(taken);
+  ::close(host);
+}
+
 TEST(ProcessStart, ReadsOwnAndRejectsGone) {
   EXPECT_GT(SelfStartTicks(), 0u);
   EXPECT_EQ(SelfStartTicks(), ProcessStartTicks(::getpid()));

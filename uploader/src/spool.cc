@@ -145,6 +145,12 @@ Status Spool::Open() {
 
 Result<const DumpDir*> Spool::Dir() const {
   std::lock_guard<std::mutex> lock(open_mu_);
+  if (open_.is_open() && !open_.StillOurs()) {
+    // A host that closes every descriptor may own this number now: forget
+    // it without closing it, and open the directory again.
+    open_.Forget();
+    log::Warn("upload: the descriptor of " + dir_ + " was closed by the host; opening it again");
+  }
   if (!open_.is_open()) {
     SLEUTH_ASSIGN_OR_RETURN(open_, DumpDir::Open(dir_, Create::kYes));
   }

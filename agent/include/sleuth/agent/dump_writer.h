@@ -58,6 +58,8 @@ class DumpWriter {
   }
 
  private:
+  // Requires mu_. Re-opens the directory if the host took its descriptor.
+  Status EnsureOpenLocked();
   std::function<bool(const std::string&)> exempt_;
   std::string path_;
   dumps::RetentionLimits limits_;

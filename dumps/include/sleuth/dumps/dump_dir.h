@@ -57,6 +57,16 @@ class DumpDir {
   [[nodiscard]] Result<DumpDir> Subdir(std::string_view name, Create create) const;
 
   bool is_open() const { return fd_.valid(); }
+
+  // Whether the descriptor still is the directory Open() checked. A host
+  // that closes every descriptor (close_range) and opens its own files may
+  // have been given our number: then every *at() call would act on the
+  // host's file. Holders of a long-lived DumpDir check this before use and,
+  // when it fails, Forget() it (never close what is now the host's) and
+  // open the directory again.
+  bool StillOurs() const;
+  // Drops the descriptor without closing it.
+  void Forget() { (void)fd_.release(); }
   const std::string& path() const { return path_; }
   int fd() const { return fd_.get(); }
   std::string PathOf(std::string_view name) const;  // for messages only
@@ -107,9 +117,11 @@ class DumpDir {
   uint64_t TotalBytes() const;
 
  private:
-  DumpDir(std::string path, ScopedFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  DumpDir(std::string path, ScopedFd fd);
   std::string path_;
   ScopedFd fd_;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
 };
 
 // Checks an open directory's fstat() as Open() does: owned by `euid`, not
