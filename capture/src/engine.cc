@@ -1,6 +1,5 @@
 #include "sleuth/capture/engine.h"
 
-#include "sleuth/capture/cpu_profiler.h"
 #include "sleuth/capture/heap_profiler.h"
 #include "sleuth/capture/memory_maps_dumper.h"
 #include "sleuth/capture/perf_cpu_profiler.h"
