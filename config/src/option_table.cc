@@ -705,6 +705,10 @@ std::span<const EnvVar> NonOptionEnvTable() {
       {"SLEUTH_DISABLE", "`1` keeps the preloaded agent off"},
       {"SLEUTH_UPLOAD_PASSWORD", "the basic-auth password when upload.password_file is empty"},
       {"SLEUTH_UPLOAD_TOKEN", "the bearer token when upload.token_file is empty"},
+      {"SLEUTH_STACKWALK",
+       "the thread walker program, when not the sleuth-stackwalk installed beside libsleuth.so"},
+      {"SLEUTH_NET_LIBRARY",
+       "the network plugin, when not the libsleuth-net.so installed beside libsleuth.so"},
   };
   return kNonOptionEnv;
 }

@@ -6,10 +6,14 @@
 // Functions the tests look for in profiles are `static` and noinline: they
 // have no dynamic symbol, so finding their names proves .symtab symbolization.
 #include <dirent.h>
+#include <fcntl.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
+#include <linux/close_range.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -304,6 +308,80 @@ int ModeIdle(int argc, char** argv) {
   return 0;
 }
 
+// closefds DIR: a daemon's start: close every descriptor above stderr
+// (the agent's among them), open files of its own that take the freed
+// numbers, write them, ask for a thread dump and wait for it, write again,
+// and read them back. Prints what the files hold.
+int ModeCloseFds(int argc, char** argv) {
+  if (argc < 3) return 2;
+  std::string dir = argv[2];
+  syscall(SYS_close_range, 3u, ~0u, 0u);
+  std::vector<int> fds;
+  for (int i = 0; i < 8; i++) {
+    std::string path = dir + "/data-" + std::to_string(i);
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return 10;
+    fds.push_back(fd);
+    std::string line = "first " + std::to_string(i) + "\n";
+    if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) return 11;
+  }
+  int rc = RequestDumpPatiently("threads", "closefds");
+  WaitForDumpsOrSleep(300);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the agent's ticks run on
+  for (size_t i = 0; i < fds.size(); i++) {
+    std::string line = "second " + std::to_string(i) + "\n";
+    if (write(fds[i], line.data(), line.size()) != static_cast<ssize_t>(line.size())) return 12;
+  }
+  std::string all;
+  for (int fd : fds) {
+    char buf[256];
+    ssize_t n = pread(fd, buf, sizeof buf, 0);
+    if (n < 0) return 13;
+    all.append(buf, static_cast<size_t>(n));
+    close(fd);
+  }
+  (void)rc;  // differs with and without the agent; the transcript must not
+  std::printf("closefds: files hold %zu bytes:\n%s", all.size(), all.c_str());
+  return 0;
+}
+
+// nomem: a host that runs into its address-space limit, keeps going after
+// malloc returns NULL, and lives on while the agent (ticking, dumping)
+// meets the same limit. Prints how it fared.
+int ModeNoMem(int, char**) {
+  rlimit limit{};
+  getrlimit(RLIMIT_AS, &limit);
+  // Room for what is mapped now plus 64 MiB; then allocate until refused.
+  long pages = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld", &pages) != 1) pages = 0;
+    std::fclose(f);
+  }
+  rlim_t cap = static_cast<rlim_t>(pages) * static_cast<rlim_t>(sysconf(_SC_PAGESIZE)) + (64u << 20);
+  limit.rlim_cur = cap;
+  if (setrlimit(RLIMIT_AS, &limit) != 0) return 10;
+  std::vector<void*> blocks;
+  blocks.reserve(100000);
+  int refused = 0;
+  while (refused < 100) {
+    void* p = malloc(256 * 1024);
+    if (p == nullptr) {
+      refused++;
+      void* small = malloc(64);
+      if (small != nullptr) blocks.push_back(small);
+      continue;
+    }
+    std::memset(p, 1, 4096);
+    if (blocks.size() < blocks.capacity()) blocks.push_back(p);
+  }
+  (void)RequestDump("threads", "nomem");
+  (void)RequestDump("memory", "nomem");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the agent's ticks meet the limit
+  for (void* p : blocks) free(p);
+  std::printf("nomem: refused %d times and lived on\n", refused);
+  return 0;
+}
+
 struct Mode {
   const char* name;
   int (*run)(int, char**);
@@ -313,7 +391,7 @@ constexpr Mode kModes[] = {
     {"cpu", ModeCpu},         {"threads", ModeThreads},   {"churn", ModeChurn},
     {"leak", ModeLeak},       {"fork", ModeFork},         {"sigprof", ModeSigprof},
     {"dlopen", ModeDlopen},   {"exit", ModeExitMidDump},  {"exceptions", ModeExceptions},
-    {"idle", ModeIdle},
+    {"idle", ModeIdle},       {"closefds", ModeCloseFds}, {"nomem", ModeNoMem},
 };
 
 }  // namespace
