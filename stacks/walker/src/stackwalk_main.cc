@@ -214,8 +214,12 @@ int main(int argc, char** argv) {
   if (args.pause_while_stopped_ms > 0) {
     const long pause_ms = args.pause_while_stopped_ms;
     args.walk.while_stopped = [pause_ms](pid_t) {
-      timespec pause{pause_ms / 1000, (pause_ms % 1000) * 1000000};
-      nanosleep(&pause, nullptr);  // a stop signal ends it early
+      // In slices, checking the flag: a stop signal that came before the
+      // sleep began (during the unwind) must end it too.
+      for (long slept_ms = 0; slept_ms < pause_ms && g_stop_signal == 0; slept_ms += 10) {
+        timespec slice{0, 10 * 1000000};
+        nanosleep(&slice, nullptr);
+      }
     };
   }
 
