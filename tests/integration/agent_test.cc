@@ -24,18 +24,9 @@ namespace {
 using nlohmann::json;
 
 std::map<std::string, std::string> AgentEnv(const std::string& dump_dir) {
-  return {
-      {"LD_PRELOAD", LibSleuth()},
-      {"SLEUTH_AGENT_DUMP_DIR", dump_dir},
-      {"SLEUTH_AGENT_INTERVAL", "200ms"},
-      {"SLEUTH_AGENT_HISTORY", "3"},
-      {"SLEUTH_AGENT_LOG_LEVEL", "info"},
-      // Rules off unless a test turns one on: tests ask for dumps explicitly.
-      {"SLEUTH_CPU_ENABLE", "false"},
-      {"SLEUTH_MEMORY_ENABLE", "false"},
-      {"SLEUTH_THREADS_ENABLE", "false"},
-      {"SLEUTH_HEAP_ENABLE", "false"},
-  };
+  auto env = AgentWithRulesOff(dump_dir);
+  env["SLEUTH_AGENT_LOG_LEVEL"] = "info";
+  return env;
 }
 
 const DumpFiles* FindKind(const std::vector<DumpFiles>& dumps, const std::string& kind) {

@@ -152,4 +152,18 @@ int FreePort() {
   return port;
 }
 
+std::map<std::string, std::string> AgentWithRulesOff(const std::string& dump_dir,
+                                                     const std::string& interval, int history) {
+  return {
+      {"LD_PRELOAD", LibSleuth()},
+      {"SLEUTH_AGENT_DUMP_DIR", dump_dir},
+      {"SLEUTH_AGENT_INTERVAL", interval},
+      {"SLEUTH_AGENT_HISTORY", std::to_string(history)},
+      {"SLEUTH_CPU_ENABLE", "false"},
+      {"SLEUTH_MEMORY_ENABLE", "false"},
+      {"SLEUTH_THREADS_ENABLE", "false"},
+      {"SLEUTH_HEAP_ENABLE", "false"},
+  };
+}
+
 }  // namespace sleuth::testing

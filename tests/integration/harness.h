@@ -50,6 +50,13 @@ struct DumpFiles {
 // Complete dumps (those with a sidecar) in `dir`, oldest first by name.
 std::vector<DumpFiles> FindDumps(const std::string& dir);
 
+// The environment that preloads libsleuth.so with its dumps in `dump_dir`,
+// sampling every `interval` over `history` readings, every rule off: a test
+// turns on the rules it needs (or asks for dumps through the C API).
+std::map<std::string, std::string> AgentWithRulesOff(const std::string& dump_dir,
+                                                     const std::string& interval = "200ms",
+                                                     int history = 3);
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreePort();
 

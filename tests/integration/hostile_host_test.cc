@@ -17,16 +17,7 @@ namespace sleuth::testing {
 namespace {
 
 std::map<std::string, std::string> HostileEnv(const std::string& dump_dir) {
-  return {
-      {"LD_PRELOAD", LibSleuth()},
-      {"SLEUTH_AGENT_DUMP_DIR", dump_dir},
-      {"SLEUTH_AGENT_INTERVAL", "100ms"},
-      {"SLEUTH_AGENT_HISTORY", "2"},
-      {"SLEUTH_CPU_ENABLE", "false"},
-      {"SLEUTH_MEMORY_ENABLE", "false"},
-      {"SLEUTH_THREADS_ENABLE", "false"},
-      {"SLEUTH_HEAP_ENABLE", "false"},
-  };
+  return AgentWithRulesOff(dump_dir, "100ms", 2);
 }
 
 std::string Diagnostics(const RunResult& r) {

@@ -28,19 +28,10 @@ bool Installed(const std::string& path) { return access(path.c_str(), X_OK) == 0
   if (!Installed(path))                                                                   \
   GTEST_SKIP() << path << " is not installed; packaging/install-deps.sh installs it"
 
-// Rules off, as in the agent tests; a test turns on what it needs.
 std::map<std::string, std::string> QuietAgentEnv(const std::string& dump_dir) {
-  return {
-      {"LD_PRELOAD", LibSleuth()},
-      {"SLEUTH_AGENT_DUMP_DIR", dump_dir},
-      {"SLEUTH_AGENT_INTERVAL", "200ms"},
-      {"SLEUTH_AGENT_HISTORY", "2"},
-      {"SLEUTH_AGENT_WARMUP", "2"},
-      {"SLEUTH_CPU_ENABLE", "false"},
-      {"SLEUTH_MEMORY_ENABLE", "false"},
-      {"SLEUTH_THREADS_ENABLE", "false"},
-      {"SLEUTH_HEAP_ENABLE", "false"},
-  };
+  auto env = AgentWithRulesOff(dump_dir, "200ms", 2);
+  env["SLEUTH_AGENT_WARMUP"] = "2";
+  return env;
 }
 
 std::string Diagnostics(const RunResult& r) {
