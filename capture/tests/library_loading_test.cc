@@ -1,6 +1,6 @@
-// libunwind and libprofiler are not linked but opened privately (dlopen
-// RTLD_LOCAL): libunwind when a ThreadDumper is constructed, libprofiler
-// only when a CPU profile is about to run. Every case runs in a fresh
+// libunwind and libdw are not linked but opened privately (dlopen
+// RTLD_LOCAL): libunwind when the signal-driven ThreadDumper is
+// constructed, libdw when a CPU profile first unwinds a stack. Every case runs in a fresh
 // process (threadsafe death tests re-execute this binary, which links
 // neither library), so "not loaded yet" means what it says.
 #include <dlfcn.h>
@@ -13,16 +13,15 @@
 #include <cstdio>
 #include <string>
 
-#include "libprofiler_api.h"
 #include "libunwind_api.h"
-#include "sleuth/capture/cpu_profiler.h"
+#include "sleuth/capture/perf_cpu_profiler.h"
 #include "sleuth/capture/thread_dumper.h"
 #include "sleuth/common/files.h"
 
 namespace sleuth::capture {
 namespace {
 
-constexpr const char* kLibprofiler = "libprofiler.so.0";
+constexpr const char* kLibdw = "libdw.so.1";
 constexpr const char* kLibunwind = "libunwind.so.8";
 
 // Runs `body` in a fresh process; it returns what went wrong, or "".
@@ -70,130 +69,59 @@ std::string Describe(const Status& status) {
   return std::string(" (status: ") + status.ToString() + ")";
 }
 
-Result<Capture> ShortCpuProfile(CpuProfiler& profiler) {
+Result<Capture> ShortCpuProfile(PerfCpuProfiler& profiler) {
   CaptureRequest request;
-  request.duration = std::chrono::milliseconds(20);
+  request.duration = std::chrono::milliseconds(100);
   request.hz = 100;
   return profiler.Collect(request);
 }
 
 void HostSigprofHandler(int) {}
 
-TEST(LibraryLoadingDeathTest, CpuEngineAvailableDoesNotLoadLibprofiler) {
+// The start-up check runs in every host: it must not map libdw and the
+// compression libraries it brings.
+TEST(LibraryLoadingDeathTest, CpuEngineAvailableDoesNotLoadLibdw) {
   ExpectInFreshProcess([]() -> std::string {
-    if (Loaded(kLibprofiler)) return "precondition: libprofiler is already loaded";
-    CpuProfiler profiler;
+    if (Loaded(kLibdw)) return "precondition: libdw is already loaded";
+    PerfCpuProfiler profiler;
     const Status available = profiler.Available();
     if (!available.ok()) return "Available() refused" + Describe(available);
-    if (Loaded(kLibprofiler) || MapsMention("libprofiler")) return "Available() loaded libprofiler";
-    if (SigprofHandler() != reinterpret_cast<void*>(SIG_DFL)) return "SIGPROF is no longer SIG_DFL";
+    if (Loaded(kLibdw) || MapsMention("libdw")) return "Available() loaded libdw";
     return "";
   });
 }
 
-TEST(LibraryLoadingDeathTest, FirstCpuProfileLoadsLibprofilerPrivately) {
-  ExpectInFreshProcess([]() -> std::string {
-    if (Loaded(kLibprofiler)) return "precondition: libprofiler is already loaded";
-    CpuProfiler profiler;
-    Result<Capture> capture = ShortCpuProfile(profiler);
-    if (!capture.ok()) return "the profile failed" + Describe(capture.status());
-    if (!Loaded(kLibprofiler) || !MapsMention("libprofiler")) return "libprofiler is not loaded";
-    // RTLD_LOCAL: nothing of it is in the global scope.
-    if (dlsym(RTLD_DEFAULT, "ProfilerStart") != nullptr) return "libprofiler is in global scope";
-    // Its handler stays, recognised as libprofiler's by the next check.
-    const internal::LibprofilerApi* api = internal::FindLoadedLibprofiler();
-    if (api == nullptr || SigprofHandler() != api->signal_handler) {
-      return "SIGPROF is not libprofiler's handler after the profile";
-    }
-    if (const Status again = profiler.Available(); !again.ok()) {
-      return "libprofiler's own handler is not recognised" + Describe(again);
-    }
-    if (TimerArmed()) return "ITIMER_PROF is left armed";
-    return "";
-  });
-}
-
-TEST(LibraryLoadingDeathTest, HostSigprofHandlerIsSeenWithoutLoadingLibprofiler) {
+// A CPU profile comes from perf events: libdw is loaded privately by the
+// first one, and SIGPROF and ITIMER_PROF stay the host's, whatever the host
+// did with them (its own handler and timer here).
+TEST(LibraryLoadingDeathTest, CpuProfileLeavesTheHostsSigprofAndTimerAlone) {
   ExpectInFreshProcess([]() -> std::string {
     struct sigaction host {};
     host.sa_handler = &HostSigprofHandler;
     sigaction(SIGPROF, &host, nullptr);
-    CpuProfiler profiler;
-    const Status available = profiler.Available();
-    if (available.code() != StatusCode::kUnavailable ||
-        available.message().find("own SIGPROF handler") == std::string::npos) {
-      return "the host's handler was not detected" + Describe(available);
-    }
-    if (ShortCpuProfile(profiler).status().code() != StatusCode::kUnavailable) {
-      return "a profile ran over the host's handler";
-    }
-    if (Loaded(kLibprofiler)) return "libprofiler was loaded anyway";
-    if (SigprofHandler() != reinterpret_cast<void*>(&HostSigprofHandler)) {
+    itimerval timer{{0, 50000}, {0, 50000}};
+    setitimer(ITIMER_PROF, &timer, nullptr);
+    PerfCpuProfiler profiler;
+    Result<Capture> capture = ShortCpuProfile(profiler);
+    if (!capture.ok()) return "the profile failed" + Describe(capture.status());
+    if (!Loaded(kLibdw)) return "libdw is not loaded after a profile";
+    if (dlsym(RTLD_DEFAULT, "dwfl_begin") != nullptr) return "libdw is in global scope";
+    if (SigprofHandler() != reinterpret_cast<void*>(&HostSigprofHandler))
       return "the host lost its SIGPROF handler";
-    }
+    if (!TimerArmed()) return "the host's ITIMER_PROF was disarmed";
+    itimerval off{};
+    setitimer(ITIMER_PROF, &off, nullptr);
     return "";
   });
 }
 
-TEST(LibraryLoadingDeathTest, HostIgnoringSigprofKeepsIgnoringIt) {
-  // libprofiler would take SIGPROF over SIG_IGN when loaded.
+TEST(LibraryLoadingDeathTest, CpuProfileWithoutAHostTimerArmsNone) {
   ExpectInFreshProcess([]() -> std::string {
-    signal(SIGPROF, SIG_IGN);
-    CpuProfiler profiler;
-    const Status available = profiler.Available();
-    if (available.code() != StatusCode::kUnavailable ||
-        available.message().find("SIG_IGN") == std::string::npos) {
-      return "SIG_IGN was not respected" + Describe(available);
-    }
-    if (ShortCpuProfile(profiler).ok()) return "a profile ran although SIGPROF is ignored";
-    if (Loaded(kLibprofiler)) return "libprofiler was loaded anyway";
-    if (SigprofHandler() != reinterpret_cast<void*>(SIG_IGN)) return "SIGPROF is no longer SIG_IGN";
-    return "";
-  });
-}
-
-TEST(LibraryLoadingDeathTest, MissingLibprofilerNamesThePackage) {
-  ExpectInFreshProcess([]() -> std::string {
-    internal::SetLibprofilerSonameForTesting("libsleuth-test-no-such-profiler.so.0");
-    CpuProfiler profiler;
-    const Status available = profiler.Available();
-    if (available.code() != StatusCode::kUnavailable ||
-        available.message().find("libgoogle-perftools4") == std::string::npos) {
-      return "Available() does not name the package" + Describe(available);
-    }
-    const Status collected = ShortCpuProfile(profiler).status();
-    if (collected.code() != StatusCode::kUnavailable) {
-      return "Collect() did not refuse" + Describe(collected);
-    }
-    if (SigprofHandler() != reinterpret_cast<void*>(SIG_DFL) || TimerArmed()) {
-      return "SIGPROF or ITIMER_PROF changed";
-    }
-    return "";
-  });
-}
-
-TEST(LibraryLoadingDeathTest, UnloadableLibprofilerIsReportedByTheProfileAndThenByAvailable) {
-  // A file that exists (so Available() cannot tell in advance) but is no
-  // library: the first profile finds out, and Available() says so after.
-  ExpectInFreshProcess([]() -> std::string {
-    static const std::string path = SLEUTH_FIXTURE_DIR "/capture/not_a_library.so.0";
-    internal::SetLibprofilerSonameForTesting(path.c_str());
-    CpuProfiler profiler;
-    if (const Status before = profiler.Available(); !before.ok()) {
-      return "Available() refused before any load" + Describe(before);
-    }
-    const Status collected = ShortCpuProfile(profiler).status();
-    if (collected.code() != StatusCode::kUnavailable ||
-        collected.message().find("libgoogle-perftools4") == std::string::npos) {
-      return "Collect() does not name the package" + Describe(collected);
-    }
-    const Status after = profiler.Available();
-    if (after.code() != StatusCode::kUnavailable || after.message() != collected.message()) {
-      return "Available() forgot the failed load" + Describe(after);
-    }
-    if (SigprofHandler() != reinterpret_cast<void*>(SIG_DFL) || TimerArmed()) {
-      return "SIGPROF or ITIMER_PROF changed";
-    }
+    PerfCpuProfiler profiler;
+    Result<Capture> capture = ShortCpuProfile(profiler);
+    if (!capture.ok()) return "the profile failed" + Describe(capture.status());
+    if (SigprofHandler() != reinterpret_cast<void*>(SIG_DFL)) return "SIGPROF is no longer SIG_DFL";
+    if (TimerArmed()) return "ITIMER_PROF was armed";
     return "";
   });
 }
