@@ -102,11 +102,14 @@ def profile_slowdown(host, lib, seconds, reps):
     return {k: statistics.median(v) for k, v in results.items()}
 
 
-def dump_pause(host, lib, threads, dumps):
+def dump_pause(host, lib, threads, dumps, by_signal=False):
+    """Longest stall of a spinning host thread while thread dumps run: by the
+    ptrace walker (the default), or by the signal-driven fallback."""
     tmp = tempfile.mkdtemp(prefix="sleuth-bench-")
+    extra = {"SLEUTH_STACKWALK": "/nonexistent/sleuth-stackwalk"} if by_signal else {}
     env = agent_env(lib, tmp, SLEUTH_CPU_ENABLE="false", SLEUTH_MEMORY_ENABLE="false",
                     SLEUTH_THREADS_ENABLE="false", SLEUTH_HEAP_ENABLE="false",
-                    SLEUTH_AGENT_MAX_DUMPS="1000")
+                    SLEUTH_AGENT_MAX_DUMPS="1000", **extra)
     out = subprocess.run([host, "pause", str(threads), str(dumps)], env=env,
                          capture_output=True, text=True, check=True).stdout
     parts = out.split()
@@ -189,8 +192,10 @@ def main():
 
     if want("pause"):
       for n in (100, 1000):
-        med, worst = dump_pause(host, lib, n, 5 if args.quick else 15)
-        print(f"dump_pause_{n}_threads: median {med:.2f} ms, max {worst:.2f} ms")
+        for by_signal in (False, True):
+          med, worst = dump_pause(host, lib, n, 5 if args.quick else 15, by_signal)
+          how = "signal fallback" if by_signal else "ptrace walker"
+          print(f"dump_pause_{n}_threads ({how}): median {med:.2f} ms, max {worst:.2f} ms")
 
     if want("rss"):
       tmp = tempfile.mkdtemp(prefix="sleuth-bench-")

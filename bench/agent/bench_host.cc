@@ -7,6 +7,7 @@
 //                    sleuth_dump, and report the longest stall a spinning
 //                    host thread saw during each dump
 //   idle MS          sleep
+#include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
 
@@ -18,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -56,6 +58,20 @@ std::mutex g_mu;
 std::condition_variable g_cv;
 bool g_release = false;
 
+// Complete dumps (sidecars) in the agent's dump directory.
+int CountSidecars() {
+  const char* dir = std::getenv("SLEUTH_AGENT_DUMP_DIR");
+  DIR* d = dir != nullptr ? opendir(dir) : nullptr;
+  if (d == nullptr) return 0;
+  int n = 0;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) n++;
+  }
+  closedir(d);
+  return n;
+}
+
 int Pause(int threads, int dumps) {
   using DumpFn = int (*)(const char*, const char*);
   auto dump = reinterpret_cast<DumpFn>(dlsym(RTLD_DEFAULT, "sleuth_dump"));
@@ -87,8 +103,13 @@ int Pause(int threads, int dumps) {
   for (int k = 0; k < dumps; k++) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     worst_ns = 0;
+    const int before = CountSidecars();
     while (dump("threads", "bench") != 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    // The whole dump, however long it takes (bounded): the stall can come
+    // at any point of it.
+    auto give_up = Clock::now() + std::chrono::seconds(30);
+    while (CountSidecars() <= before && Clock::now() < give_up)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     worst_ms.push_back(static_cast<double>(worst_ns.load()) / 1e6);
   }
   stop = true;

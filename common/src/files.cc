@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <cstring>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,11 +13,12 @@
 namespace sleuth {
 
 void ScopedFd::reset(int fd) {
-  if (fd_ >= 0) {
-    // close() must not be retried on EINTR on Linux: the fd is gone anyway.
-    ::close(fd_);
-  }
+  // close() must not be retried on EINTR on Linux: the fd is gone anyway.
+  // A number someone else has taken over is not ours to close.
+  if (fd_ >= 0 && identity_.Matches(fd_)) ::close(fd_);
   fd_ = fd;
+  identity_ = FdIdentity{};
+  if (fd_ >= 0 && !FdIdentity::Of(fd_, &identity_)) fd_ = -1;  // already closed
 }
 
 Result<ScopedFd> OpenFile(const std::string& path, int flags, mode_t mode) {
@@ -32,6 +35,8 @@ Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {
   std::string out;
   char buf[16384];
   for (;;) {
+    if (!fd.StillOurs())
+      return IoError("cannot read " + path + ": its descriptor was closed or taken by another thread");
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -91,14 +96,29 @@ Status MakeDirs(const std::string& path, mode_t mode) {
   return Status::Ok();
 }
 
+// getdents64 on our own descriptor rather than opendir/closedir: closedir
+// would close a number the host may have taken over in between.
 Result<std::vector<std::string>> ListDir(const std::string& path) {
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(path.c_str()), ::closedir);
-  if (!dir) return ErrnoStatus("cannot list " + path, errno);
+  SLEUTH_ASSIGN_OR_RETURN(ScopedFd fd, OpenFile(path, O_RDONLY | O_DIRECTORY));
   std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(dir.get())) {
-    std::string_view name = e->d_name;
-    if (name == "." || name == "..") continue;
-    names.emplace_back(name);
+  alignas(8) char buf[16384];
+  for (;;) {
+    if (!fd.StillOurs())
+      return IoError("cannot list " + path + ": its descriptor was closed or taken by another thread");
+    long n = ::syscall(SYS_getdents64, fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("cannot list " + path, errno);
+    }
+    if (n == 0) break;
+    for (long pos = 0; pos < n;) {
+      // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, char name[]
+      unsigned short reclen;
+      std::memcpy(&reclen, buf + pos + 16, sizeof reclen);
+      std::string_view name(buf + pos + 19);
+      if (name != "." && name != "..") names.emplace_back(name);
+      pos += reclen;
+    }
   }
   return names;
 }

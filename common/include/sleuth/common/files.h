@@ -9,18 +9,33 @@
 #include <string_view>
 #include <vector>
 
+#include "sleuth/common/owned_fd.h"
 #include "sleuth/common/status.h"
 
 namespace sleuth {
 
 // Owns one file descriptor. Thread-compatible.
+//
+// In a host, another thread may close our descriptor (a daemon's
+// close_range at start) and reuse its number for a file of its own while we
+// hold it: ScopedFd records what the descriptor referred to when it was
+// taken (one fstat) and closes it only if it still refers to that; reads
+// through the helpers below check it first too (StillOurs()). See
+// owned_fd.h for what the check can and cannot tell.
 class ScopedFd {
  public:
   ScopedFd() = default;
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ScopedFd(ScopedFd&& other) noexcept : fd_(other.release()) {}
+  explicit ScopedFd(int fd) { reset(fd); }
+  ScopedFd(ScopedFd&& other) noexcept : fd_(other.fd_), identity_(other.identity_) {
+    other.fd_ = -1;
+  }
   ScopedFd& operator=(ScopedFd&& other) noexcept {
-    if (this != &other) reset(other.release());
+    if (this != &other) {
+      reset();
+      fd_ = other.fd_;
+      identity_ = other.identity_;
+      other.fd_ = -1;
+    }
     return *this;
   }
   ScopedFd(const ScopedFd&) = delete;
@@ -29,15 +44,20 @@ class ScopedFd {
 
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
+  // Whether the number still refers to the object it was taken for.
+  bool StillOurs() const { return fd_ >= 0 && identity_.Matches(fd_); }
   int release() {
     int fd = fd_;
     fd_ = -1;
     return fd;
   }
+  // Closes the current descriptor (if still ours; else only forgets it) and
+  // takes `fd`.
   void reset(int fd = -1);
 
  private:
   int fd_ = -1;
+  FdIdentity identity_;
 };
 
 // Opens `path` with O_CLOEXEC added to `flags`.
