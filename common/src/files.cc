@@ -96,30 +96,35 @@ Status MakeDirs(const std::string& path, mode_t mode) {
   return Status::Ok();
 }
 
-// getdents64 on our own descriptor rather than opendir/closedir: closedir
-// would close a number the host may have taken over in between.
-Result<std::vector<std::string>> ListDir(const std::string& path) {
-  SLEUTH_ASSIGN_OR_RETURN(ScopedFd fd, OpenFile(path, O_RDONLY | O_DIRECTORY));
-  std::vector<std::string> names;
+Status ForEachDirEntry(const ScopedFd& dir, const std::string& what,
+                       const std::function<void(std::string_view, unsigned char)>& fn) {
   alignas(8) char buf[16384];
   for (;;) {
-    if (!fd.StillOurs())
-      return IoError("cannot list " + path + ": its descriptor was closed or taken by another thread");
-    long n = ::syscall(SYS_getdents64, fd.get(), buf, sizeof buf);
+    if (!dir.StillOurs())
+      return IoError("cannot list " + what + ": its descriptor was closed or taken by another thread");
+    long n = ::syscall(SYS_getdents64, dir.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoStatus("cannot list " + path, errno);
+      return ErrnoStatus("cannot list " + what, errno);
     }
-    if (n == 0) break;
+    if (n == 0) return Status::Ok();
     for (long pos = 0; pos < n;) {
       // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, char name[]
       unsigned short reclen;
       std::memcpy(&reclen, buf + pos + 16, sizeof reclen);
+      const unsigned char type = static_cast<unsigned char>(buf[pos + 18]);
       std::string_view name(buf + pos + 19);
-      if (name != "." && name != "..") names.emplace_back(name);
+      if (name != "." && name != "..") fn(name, type);
       pos += reclen;
     }
   }
+}
+
+Result<std::vector<std::string>> ListDir(const std::string& path) {
+  SLEUTH_ASSIGN_OR_RETURN(ScopedFd fd, OpenFile(path, O_RDONLY | O_DIRECTORY));
+  std::vector<std::string> names;
+  SLEUTH_RETURN_IF_ERROR(ForEachDirEntry(
+      fd, path, [&](std::string_view name, unsigned char) { names.emplace_back(name); }));
   return names;
 }
 

@@ -102,29 +102,20 @@ bool ValidComponent(std::string_view name) {
 }
 
 uint64_t CountBytes(int dir_fd, int depth) {
-  int fd = OpenAtRetry(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(fd), ::closedir);
-  if (!d) {
-    ::close(fd);
-    return 0;
-  }
+  ScopedFd dir(OpenAtRetry(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return 0;
   uint64_t total = 0;
-  while (struct dirent* e = ::readdir(d.get())) {
-    std::string_view name = e->d_name;
-    if (name == "." || name == "..") continue;
+  (void)ForEachDirEntry(dir, "a dump directory", [&](std::string_view entry, unsigned char) {
+    std::string name(entry);
     struct stat st;
-    if (::fstatat(::dirfd(d.get()), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
     if (S_ISREG(st.st_mode)) {
       total += static_cast<uint64_t>(st.st_size);
     } else if (S_ISDIR(st.st_mode) && depth < kMaxCountDepth) {
-      int sub = OpenAtRetry(::dirfd(d.get()), e->d_name, kDirFlags);
-      if (sub >= 0) {
-        total += CountBytes(sub, depth + 1);
-        ::close(sub);
-      }
+      ScopedFd sub(OpenAtRetry(dir.get(), name.c_str(), kDirFlags));
+      if (sub.valid()) total += CountBytes(sub.get(), depth + 1);
     }
-  }
+  });
   return total;
 }
 
@@ -150,14 +141,13 @@ Status CheckPrivateDir(const struct stat& st, const std::string& what, const std
 
 uint64_t ProcessStartTicks(pid_t pid) {
   std::string path = "/proc/" + std::to_string(pid) + "/stat";
-  int fd = OpenAtRetry(AT_FDCWD, path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+  ScopedFd fd(OpenAtRetry(AT_FDCWD, path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return 0;
   char buf[1024];
   ssize_t n;
   do {
-    n = ::read(fd, buf, sizeof buf - 1);
+    n = fd.StillOurs() ? ::read(fd.get(), buf, sizeof buf - 1) : -1;
   } while (n < 0 && errno == EINTR);
-  ::close(fd);
   if (n <= 0) return 0;
   buf[n] = '\0';
   // The command name (field 2) may hold spaces and ')': fields are counted
@@ -476,31 +466,18 @@ Status DumpDir::CopyTo(std::string_view name, const DumpDir& to, std::string_vie
 }
 
 Status DumpDir::ForEachEntry(const std::function<void(std::string_view, bool)>& fn) const {
-  int fd = OpenAtRetry(fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("cannot list " + path_, errno);
-  std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(fd), ::closedir);
-  if (!d) {
-    int err = errno;
-    ::close(fd);
-    return ErrnoStatus("cannot list " + path_, err);
-  }
-  for (;;) {
-    errno = 0;
-    struct dirent* e = ::readdir(d.get());
-    if (e == nullptr) {
-      if (errno != 0) return ErrnoStatus("cannot list " + path_, errno);
-      return Status::Ok();
-    }
-    std::string_view name = e->d_name;
-    if (name == "." || name == "..") continue;
-    bool is_dir = e->d_type == DT_DIR;
-    if (e->d_type == DT_UNKNOWN) {
+  ScopedFd dir(OpenAtRetry(fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return ErrnoStatus("cannot list " + path_, errno);
+  return ForEachDirEntry(dir, path_, [&](std::string_view name, unsigned char type) {
+    bool is_dir = type == DT_DIR;
+    if (type == DT_UNKNOWN) {
+      std::string copy(name);
       struct stat st;
-      is_dir = ::fstatat(::dirfd(d.get()), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      is_dir = ::fstatat(dir.get(), copy.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                S_ISDIR(st.st_mode);
     }
     fn(name, is_dir);
-  }
+  });
 }
 
 uint64_t DumpDir::TotalBytes() const {

@@ -508,12 +508,13 @@ std::map<std::string, pid_t>& LockedDirs() {
 }  // namespace
 
 SpoolLock::SpoolLock(SpoolLock&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), key_(std::move(other.key_)) {}
+    : fd_(std::exchange(other.fd_, -1)), identity_(other.identity_), key_(std::move(other.key_)) {}
 
 SpoolLock& SpoolLock::operator=(SpoolLock&& other) noexcept {
   if (this != &other) {
     Release();
     fd_ = std::exchange(other.fd_, -1);
+    identity_ = other.identity_;
     key_ = std::move(other.key_);
   }
   return *this;
@@ -529,7 +530,7 @@ void SpoolLock::Release() {
     std::lock_guard<std::mutex> lock(g_locked_mu);
     LockedDirs().erase(key_);
   }
-  ::close(fd_);  // releases the record lock
+  if (identity_.Matches(fd_)) ::close(fd_);  // releases the record lock
   fd_ = -1;
 }
 
@@ -572,6 +573,7 @@ Result<SpoolLock> SpoolLock::TryAcquire(const std::string& dump_dir) {
   LockedDirs()[key] = ::getpid();
   SpoolLock out;
   out.fd_ = fd.release();
+  FdIdentity::Of(out.fd_, &out.identity_);
   out.key_ = std::move(key);
   return out;
 }

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +60,13 @@ class ScopedFd {
   int fd_ = -1;
   FdIdentity identity_;
 };
+
+// Calls fn(name, d_type) for each entry of the directory open at `dir`
+// except "." and "..", reading it with getdents64 and checking before each
+// read that `dir` is still ours (a DIR* would be closed by closedir()
+// whatever the number has become). `what` names the directory in errors.
+[[nodiscard]] Status ForEachDirEntry(const ScopedFd& dir, const std::string& what,
+                                     const std::function<void(std::string_view, unsigned char)>& fn);
 
 // Opens `path` with O_CLOEXEC added to `flags`.
 Result<ScopedFd> OpenFile(const std::string& path, int flags, mode_t mode = 0);

@@ -46,6 +46,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sleuth/common/owned_fd.h"
 #include "sleuth/common/status.h"
 #include "sleuth/dumps/dump_dir.h"
 #include "sleuth/dumps/layout.h"
@@ -214,6 +215,7 @@ class SpoolLock {
  private:
   void Release();
   int fd_ = -1;
+  FdIdentity identity_;  // what fd_ was when taken: never close a number the host took over
   std::string key_;  // the state directory's identity (device and inode)
 };
 
