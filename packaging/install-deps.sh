@@ -20,6 +20,10 @@ packages=(
   python3 procps
   # independent readers of our output: `go tool pprof`
   golang-go
+  # real programs the integration tests run under the agent (bash, perl,
+  # xz -T2, coreutils), the tmpfs and throwaway-user tests (mount, useradd,
+  # setpriv), and the independent stack tools the reports compare against
+  bash perl xz-utils coreutils mount passwd util-linux elfutils linux-perf
   # fuzzing (scripts/fuzz.sh): clang with libFuzzer and its sanitizer runtimes
   clang libclang-rt-14-dev
 )
