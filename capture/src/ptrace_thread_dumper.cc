@@ -3,7 +3,6 @@
 
 #include "sleuth/capture/ptrace_thread_dumper.h"
 
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -28,6 +27,7 @@
 
 #include "process_lock.h"
 #include "sleuth/common/files.h"
+#include "sleuth/common/self_path.h"
 #include "sleuth/stacks/walk_output.h"
 
 namespace sleuth::capture {
@@ -447,35 +447,8 @@ YamaDecision DecideYama(std::optional<std::string_view> ptrace_scope_text,
 }
 
 std::string WalkerBesideThisLibrary() {
-  const auto self = reinterpret_cast<uintptr_t>(&WalkerBesideThisLibrary);
-  std::string path;
-  Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(self), &info) != 0 && info.dli_fname != nullptr &&
-      info.dli_fname[0] == '/') {
-    path = info.dli_fname;
-  } else if (Result<std::string> maps = ReadFile("/proc/self/maps"); maps.ok()) {
-    // The main executable (dladdr gives "" or argv[0]) or a library loaded
-    // by a relative path: the kernel's maps name the file absolutely.
-    size_t line_start = 0;
-    while (line_start < maps->size() && path.empty()) {
-      size_t line_end = maps->find('\n', line_start);
-      if (line_end == std::string::npos) line_end = maps->size();
-      const std::string_view line(maps->data() + line_start, line_end - line_start);
-      line_start = line_end + 1;
-      uint64_t low = 0, high = 0;
-      const size_t dash = line.find('-');
-      const size_t space = line.find(' ');
-      if (dash == std::string_view::npos || space == std::string_view::npos) continue;
-      std::from_chars(line.data(), line.data() + dash, low, 16);
-      std::from_chars(line.data() + dash + 1, line.data() + space, high, 16);
-      if (self < low || self >= high) continue;
-      const size_t slash = line.find('/');
-      if (slash != std::string_view::npos) path = std::string(line.substr(slash));
-    }
-  }
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return "";
-  return path.substr(0, slash + 1) + "sleuth-stackwalk";
+  Result<std::string> path = PathBesideThisLibrary("sleuth-stackwalk");
+  return path.ok() ? *path : std::string();
 }
 
 PtraceThreadDumper::PtraceThreadDumper(PtraceThreadDumperOptions options)
