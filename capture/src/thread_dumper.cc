@@ -50,6 +50,7 @@
 #include "libunwind_api.h"
 #include "process_lock.h"
 #include "sleuth/common/files.h"
+#include "sleuth/profiles/stacks_text.h"
 #include "task_status.h"
 
 namespace sleuth::capture {
@@ -614,13 +615,8 @@ void DumpRun::Finish() {
 
 Capture DumpRun::BuildCapture() {
   Capture capture;
+  capture.profile = profiles::NewThreadsProfile(start_wall_nanos_);
   profiles::RawProfile& profile = capture.profile;
-  profile.sample_types = {{"threads", "count"}};
-  profile.period_type = {"threads", "count"};
-  profile.period = 1;
-  profile.time_nanos = start_wall_nanos_;
-  profile.leaf_is_exact_pc = true;
-  profile.default_sample_type = "threads";
 
   auto add_sample = [&](pid_t tid, std::string name, std::vector<uint64_t> pcs,
                         std::string_view thread_state, std::string marker) {

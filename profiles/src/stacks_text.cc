@@ -65,4 +65,15 @@ std::string RenderStacksText(const RawProfile& threads_profile, Symbolizer& sym)
   return out;
 }
 
+RawProfile NewThreadsProfile(int64_t time_nanos) {
+  RawProfile profile;
+  profile.sample_types = {{"threads", "count"}};
+  profile.period_type = {"threads", "count"};
+  profile.period = 1;
+  profile.time_nanos = time_nanos;
+  profile.leaf_is_exact_pc = true;
+  profile.default_sample_type = "threads";
+  return profile;
+}
+
 }  // namespace sleuth::profiles

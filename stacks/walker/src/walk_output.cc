@@ -4,6 +4,8 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "sleuth/profiles/stacks_text.h"
+
 namespace sleuth::stacks {
 namespace {
 
@@ -257,13 +259,8 @@ std::string Why(const WalkedThread& thread) {
 
 ThreadsDump ToThreadsDump(const WalkOutput& walk, int64_t time_nanos) {
   ThreadsDump dump;
+  dump.profile = profiles::NewThreadsProfile(time_nanos);
   profiles::RawProfile& profile = dump.profile;
-  profile.sample_types = {{"threads", "count"}};
-  profile.period_type = {"threads", "count"};
-  profile.period = 1;
-  profile.time_nanos = time_nanos;
-  profile.leaf_is_exact_pc = true;
-  profile.default_sample_type = "threads";
   profile.comments.push_back("thread dump by ptrace (sleuth-stackwalk, " +
                              (walk.unwinder.empty() ? std::string("?") : walk.unwinder) +
                              " unwinding)");

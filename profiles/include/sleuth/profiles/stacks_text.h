@@ -22,4 +22,10 @@ namespace sleuth::profiles {
 // A missing label prints as "?".
 std::string RenderStacksText(const RawProfile& threads_profile, Symbolizer& sym);
 
+// An empty thread dump taken at `time_nanos`: sample type and period
+// threads/count, exact leaf pcs. Every thread dumper (the ptrace walker's
+// reader, the signal-driven fallback) starts from it and adds one sample of
+// value 1 per thread with the labels above.
+RawProfile NewThreadsProfile(int64_t time_nanos);
+
 }  // namespace sleuth::profiles
