@@ -111,10 +111,6 @@ TEST(HostileHost, AFullDiskFailsTheDumpNotTheHost) {
   }
   RunResult bare = RunProgram({.argv = {TestHost(), "threads", "20", "300"}, .env = {}});
   auto env = HostileEnv(dumps);
-  env["SLEUTH_CPU_ENABLE"] = "true";  // a CPU profile too (it once aborted the host here)
-  env["SLEUTH_CPU_MIN"] = "0";
-  env["SLEUTH_CPU_ABS"] = "0.1";
-  env["SLEUTH_CPU_PROFILE_DURATION"] = "1s";
   RunResult with = RunProgram({.argv = {TestHost(), "threads", "20", "300"}, .env = env});
   EXPECT_EQ(with.term_signal, 0) << Diagnostics(with);
   EXPECT_EQ(with.exit_code, bare.exit_code) << Diagnostics(with);
