@@ -23,6 +23,12 @@ int ReadFileInto(const char* path, std::string* out) {
   size_t used = 0;
   while (true) {
     if (used == out->size()) out->resize(out->size() * 2);
+    // A host that closed our descriptor and reopened the number must not
+    // have its file read (and its offset moved) by us.
+    if (!owned.StillOurs()) {
+      out->clear();
+      return EBADF;
+    }
     ssize_t n = ::read(fd, out->data() + used, out->size() - used);
     if (n < 0) {
       if (errno == EINTR) continue;
